@@ -1,0 +1,1 @@
+"""Decoders that turn raw response bytes into events and usage."""

@@ -1,0 +1,1 @@
+"""Per-provider extractors: payload bytes in, `Usage` out."""

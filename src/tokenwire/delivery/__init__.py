@@ -1,0 +1,1 @@
+"""Where records go: the ledger (and, later, Lago and OpenTelemetry)."""

@@ -1,0 +1,1 @@
+"""Adapters that feed response bytes from HTTP clients and SDK hooks into the decoders."""
