@@ -1,0 +1,1 @@
+"""Test helpers for users of tokenwire and for its own suite."""
