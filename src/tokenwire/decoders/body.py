@@ -22,6 +22,7 @@ from .base import Extraction, Extractor
 from .encoding import ContentDecoder, content_decoder
 from .providers.anthropic import MessagesExtractor
 from .providers.openai import ChatCompletionsExtractor
+from .providers.openai_responses import ResponsesExtractor
 from .routing import Route, Shape
 
 __all__ = ["MAX_JSON_BODY_BYTES", "ResponseDecoder"]
@@ -35,6 +36,7 @@ stops buffering and records the response as `missing` rather than hold memory.""
 
 _EXTRACTORS: dict[Shape, Extractor] = {
     "openai_chat": ChatCompletionsExtractor(),
+    "openai_responses": ResponsesExtractor(),
     "anthropic_messages": MessagesExtractor(),
 }
 

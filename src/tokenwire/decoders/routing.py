@@ -20,7 +20,7 @@ import msgspec
 
 __all__ = ["Route", "Shape", "route_request"]
 
-Shape = Literal["openai_chat", "anthropic_messages"]
+Shape = Literal["openai_chat", "openai_responses", "anthropic_messages"]
 
 
 class Route(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,7 +71,7 @@ def _provider_for_host(host: str, shape: Shape) -> str:
             return name
     if _is_loopback(host):
         # A local server speaking a provider's API (a test double or a proxy).
-        return "openai" if shape == "openai_chat" else "anthropic"
+        return "anthropic" if shape == "anthropic_messages" else "openai"
     return host
 
 
@@ -114,6 +114,11 @@ def route_request(method: str, host: str, path: str, body: bytes | None) -> Rout
     shape: Shape
     if path.endswith("/chat/completions"):
         shape, api = "openai_chat", "chat_completions"
+    elif path.endswith("/responses"):
+        shape, api = "openai_responses", "responses"
+    elif path.endswith("/embeddings"):
+        # Embeddings report `prompt_tokens` and `total_tokens` in the chat shape.
+        shape, api = "openai_chat", "embeddings"
     elif path.endswith("/messages/count_tokens"):
         return Route(provider=_provider_for_host(host, "anthropic_messages"), api="count_tokens",
                      shape="anthropic_messages", free=True)
