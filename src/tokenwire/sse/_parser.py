@@ -11,7 +11,7 @@ Contract:
   data of more than `max_event_bytes` raises `SSEEventTooLargeError` and closes the parser. Its
   `events` attribute contains the events that the same call completed. Both errors are
   subclasses of `tokenwire.errors.DecodeError`. No other input raises: lines that are not valid
-  SSE are ignored, as the standard says, and invalid UTF-8 is passed through.
+  SSE are ignored, as the standard requires, and invalid UTF-8 is passed through.
 
 Parsing follows "Interpreting an event stream" in the WHATWG HTML Living Standard
 (https://html.spec.whatwg.org/multipage/server-sent-events.html): lines end in CRLF, LF or CR,
@@ -51,13 +51,14 @@ __all__ = [
     "ServerSentEvent",
 ]
 
-# NOTE: an estimate, not a measured maximum. The largest single events of LLM APIs are final
-# events that repeat the whole response, including base64 images of a few MiB each, so the cap
-# leaves room for several of them while still stopping a body that never ends its line or event.
+# NOTE: an estimate, not a measured maximum. The largest events of LLM APIs are final events that
+# repeat the whole response, which can include base64 images of several MiB. The cap leaves room
+# for a few such images and still stops a body that never ends its line or its event.
 DEFAULT_MAX_EVENT_BYTES: Final = 64 * 1024 * 1024
 
-# 640 is the smallest limit that sys.set_int_max_str_digits() accepts, so int() on a value this
-# long never raises, whatever the process has configured. No reconnection time needs more digits.
+# 640 is the smallest limit that sys.set_int_max_str_digits() accepts (Python 3.11), so int() on a
+# value this long never raises, whatever the process has configured. Real reconnection times have
+# a few digits.
 _MAX_RETRY_DIGITS: Final = 640
 
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
