@@ -7,9 +7,6 @@ Use these with SDKs still built on `httpx` rather than `httpx2`:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 try:
     import httpx
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
@@ -18,50 +15,19 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         "`pip install 'tokenwire[httpx]'`"
     ) from exc
 
-from .meter import RecordSink
-from .transports.httpx import (
-    AsyncMeteredTransport,
-    MeteredTransport,
-    client_defaults,
-    meter_client_transports,
-)
+from .transports.httpx import AsyncMeteredTransport, MeteredClientMixin, MeteredTransport
 
 __all__ = ["AsyncMeteredClient", "AsyncMeteredTransport", "MeteredClient", "MeteredTransport"]
 
 
-class MeteredClient(httpx.Client):
+class MeteredClient(MeteredClientMixin, httpx.Client):
     """An `httpx.Client` that meters every LLM response it receives."""
 
-    def __init__(
-        self,
-        *,
-        subscription: str | None = None,
-        dimensions: Mapping[str, str] | None = None,
-        meter: RecordSink | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**client_defaults(httpx, kwargs))
-        meter_client_transports(
-            self, MeteredTransport, meter=meter, subscription=subscription, dimensions=dimensions
-        )
+    family = httpx
 
 
-class AsyncMeteredClient(httpx.AsyncClient):
+class AsyncMeteredClient(MeteredClientMixin, httpx.AsyncClient):
     """An `httpx.AsyncClient` that meters every LLM response it receives."""
 
-    def __init__(
-        self,
-        *,
-        subscription: str | None = None,
-        dimensions: Mapping[str, str] | None = None,
-        meter: RecordSink | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**client_defaults(httpx, kwargs))
-        meter_client_transports(
-            self,
-            AsyncMeteredTransport,
-            meter=meter,
-            subscription=subscription,
-            dimensions=dimensions,
-        )
+    family = httpx
+    is_async = True

@@ -119,8 +119,9 @@ def test_legacy_httpx_client_with_respx(sink: RecordingSink) -> None:
     )
     client = tokenwire.httpx.MeteredClient(meter=sink)
 
+    request = {"model": "m", "stream": True, "stream_options": {"include_usage": True}}
     with client.stream(
-        "POST", "https://api.openai.com/v1/chat/completions", json={"model": "m", "stream": True}
+        "POST", "https://api.openai.com/v1/chat/completions", json=request
     ) as response:
         received = b"".join(response.iter_raw())
 

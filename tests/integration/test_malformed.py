@@ -22,7 +22,9 @@ def _exchange(
     def respond(request: httpx2.Request) -> httpx2.Response:
         return httpx2.Response(status, headers=headers, stream=httpx2.ByteStream(body))
 
-    client = tokenwire.MeteredClient(transport=httpx2.MockTransport(respond), meter=sink)
+    client = tokenwire.MeteredClient(
+        transport=httpx2.MockTransport(respond), meter=sink, inject_stream_usage=False
+    )
     with client.stream(
         "POST", "https://api.openai.com/v1/chat/completions", json={"model": "m", "stream": stream}
     ) as response:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 
 from ..errors import DecodeError
-from ..sse import SSEParser
+from ..sse import SSEEventTooLargeError, SSEParser
 from ..usage import RecordState, Usage, UsageRecord
 from .base import Extraction, Extractor
 from .encoding import ContentDecoder, content_decoder
@@ -104,7 +104,14 @@ class ResponseDecoder:
         if self._sse is not None:
             out = self.out
             extractor = self._extractor
-            for event in self._sse.feed(data):
+            try:
+                events = self._sse.feed(data)
+            except SSEEventTooLargeError as exc:
+                # Events completed before the oversized one still count.
+                for event in exc.events:
+                    extractor.on_event(event, out)
+                raise
+            for event in events:
                 extractor.on_event(event, out)
             return
         self._buffered += len(data)

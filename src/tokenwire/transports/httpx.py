@@ -19,24 +19,29 @@ from __future__ import annotations
 
 import functools
 import logging
+import socket
 import sys
 import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx2
 
 from .. import attribution
 from ..attribution import Attribution
 from ..decoders.body import ResponseDecoder
-from ..decoders.routing import route_request
+from ..decoders.encoding import content_decoder
+from ..decoders.injection import InjectionMode, UsageChunkFilter, inject_usage_flag
+from ..decoders.routing import Route, route_request
+from ..errors import ConfigurationError
 from ..meter import RecordSink, get_meter, report_fault
 
 __all__ = [
     "AsyncMeteredClient",
     "AsyncMeteredTransport",
     "MeteredClient",
+    "MeteredClientMixin",
     "MeteredTransport",
 ]
 
@@ -51,19 +56,46 @@ DEFAULT_MAX_KEEPALIVE_CONNECTIONS = 100
 class _Exchange:
     """Metering state of one HTTP exchange; emits its record once."""
 
-    __slots__ = ("__weakref__", "_attribution", "_decoder", "_done", "_sink")
+    __slots__ = ("__weakref__", "_attribution", "_decoder", "_done", "_filter", "_sink")
 
     def __init__(
-        self, decoder: ResponseDecoder, attribution: Attribution, sink: RecordSink | None
+        self,
+        decoder: ResponseDecoder,
+        attribution: Attribution,
+        sink: RecordSink | None,
+        usage_filter: UsageChunkFilter | None = None,
     ) -> None:
         self._decoder = decoder
         self._attribution = attribution
         self._sink = sink
         self._done = False
+        self._filter = usage_filter
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes) -> bytes:
+        """Meter a chunk; return the bytes to hand to the caller."""
         if not self._done:
             self._decoder.feed(chunk)
+        usage_filter = self._filter
+        if usage_filter is None:
+            return chunk
+        try:
+            return usage_filter.feed(chunk)
+        except Exception as exc:  # never reaches the caller
+            # Hand over what the filter held back and stop filtering.
+            self._filter = None
+            report_fault("usage-filter", exc)
+            return usage_filter.abandon() + chunk
+
+    def tail(self) -> bytes:
+        """Return bytes held back by the usage filter at end of stream."""
+        usage_filter, self._filter = self._filter, None
+        if usage_filter is None:
+            return b""
+        try:
+            return usage_filter.flush()
+        except Exception as exc:  # never reaches the caller
+            report_fault("usage-filter", exc)
+            return usage_filter.abandon()
 
     def end(self, eof: bool) -> None:
         if self._done:
@@ -80,10 +112,19 @@ class _Exchange:
             report_fault("emit", exc)
 
 
+class _Started(NamedTuple):
+    """What `handle_request` learned before sending: the route, the payer, the request sent."""
+
+    route: Route
+    attribution: Attribution
+    request: Any
+    injected: bool
+
+
 def _start_exchange(
-    request: Any, default: Attribution | None, sink: RecordSink | None
-) -> tuple[Any, Any] | None:
-    """Return (route, attribution) when this request is an LLM call to meter."""
+    request: Any, default: Attribution | None, inject: InjectionMode
+) -> _Started | None:
+    """Return what to meter for this request, or None when it is not an LLM call."""
     url = request.url
     content_type = request.headers.get("content-type", "")
     body: bytes | None = None
@@ -95,10 +136,35 @@ def _start_exchange(
     route = route_request(request.method, url.host, url.path, body)
     if route is None or route.free:
         return None
-    return route, attribution.resolve(default)
+    scope = attribution.resolve(default)
+
+    injected_body = None
+    if body is not None and route.stream and route.api == "chat_completions":
+        injected_body = inject_usage_flag(
+            body,
+            mode=inject,
+            provider=route.provider,
+            host=url.host,
+            path=url.path,
+            api_version=url.params.get("api-version"),
+        )
+    if injected_body is None:
+        return _Started(route, scope, request, injected=False)
+    return _Started(route, scope, _rewritten(request, injected_body), injected=True)
 
 
-def _make_decoder(route: Any, response: Any, *, decoded: bool) -> ResponseDecoder:
+def _rewritten(request: Any, body: bytes) -> Any:
+    """Return a copy of `request` with a new JSON body, asking for an unencoded response."""
+    headers = request.headers.copy()
+    headers["content-length"] = str(len(body))
+    # The usage-only chunk is removed from plain bytes; compressed SSE gains nothing.
+    headers["accept-encoding"] = "identity"
+    return type(request)(
+        request.method, request.url, headers=headers, content=body, extensions=request.extensions
+    )
+
+
+def _make_decoder(route: Route, response: Any, *, decoded: bool) -> ResponseDecoder:
     headers = response.headers
     return ResponseDecoder(
         route,
@@ -106,6 +172,22 @@ def _make_decoder(route: Any, response: Any, *, decoded: bool) -> ResponseDecode
         headers.get("content-type"),
         None if decoded else headers.get("content-encoding"),
     )
+
+
+def _usage_filter(response: Any, *, decoded: bool) -> UsageChunkFilter | None:
+    """Return a filter for the hidden usage chunk, fixing headers if it must decode."""
+    headers = response.headers
+    if response.status_code != 200 or "event-stream" not in headers.get("content-type", ""):
+        return None
+    encoding = None if decoded else headers.get("content-encoding")
+    if not encoding or encoding.strip().lower() == "identity":
+        return UsageChunkFilter()
+    # The server compressed despite `identity`: pass on decoded bytes instead.
+    content = content_decoder(encoding)
+    del headers["content-encoding"]
+    if "content-length" in headers:
+        del headers["content-length"]
+    return UsageChunkFilter(content)
 
 
 @functools.cache
@@ -123,9 +205,13 @@ def _stream_classes(family: ModuleType) -> tuple[type[Any], type[Any]]:
             eof = False
             try:
                 for chunk in self._inner:
-                    exchange.feed(chunk)
-                    yield chunk
+                    chunk = exchange.feed(chunk)
+                    if chunk:
+                        yield chunk
                 eof = True
+                tail = exchange.tail()
+                if tail:
+                    yield tail
             finally:
                 if eof:
                     exchange.end(True)
@@ -147,9 +233,13 @@ def _stream_classes(family: ModuleType) -> tuple[type[Any], type[Any]]:
             eof = False
             try:
                 async for chunk in self._inner:
-                    exchange.feed(chunk)
-                    yield chunk
+                    chunk = exchange.feed(chunk)
+                    if chunk:
+                        yield chunk
                 eof = True
+                tail = exchange.tail()
+                if tail:
+                    yield tail
             finally:
                 if eof:
                     exchange.end(True)
@@ -177,9 +267,15 @@ class _MeteredBase:
         meter: RecordSink | None = None,
         subscription: str | None = None,
         dimensions: Mapping[str, str] | None = None,
+        inject_stream_usage: InjectionMode = "auto",
     ) -> None:
+        if inject_stream_usage not in ("auto", True, False):
+            raise ConfigurationError(
+                f"inject_stream_usage must be 'auto', True or False, got {inject_stream_usage!r}"
+            )
         self._inner = inner
         self._sink = meter
+        self._inject: InjectionMode = inject_stream_usage
         self._default = (
             Attribution(subscription=subscription, dimensions=dict(dimensions or {}))
             if subscription is not None or dimensions
@@ -191,27 +287,26 @@ class _MeteredBase:
         """The wrapped transport."""
         return self._inner
 
-    def _begin(self, request: Any) -> tuple[Any, Attribution] | None:
+    def _begin(self, request: Any) -> _Started | None:
         try:
             if (self._sink or get_meter()).disabled:
                 return None
-            return _start_exchange(request, self._default, self._sink)
+            return _start_exchange(request, self._default, self._inject)
         except Exception as exc:  # never reaches the caller
             report_fault("route", exc)
             return None
 
-    def _tee(self, response: Any, started: tuple[Any, Attribution], sync: bool) -> Any:
+    def _tee(self, response: Any, started: _Started, sync: bool) -> Any:
         try:
-            route, scope = started
-            if hasattr(response, "_content"):
+            decoded = hasattr(response, "_content")
+            usage_filter = _usage_filter(response, decoded=decoded) if started.injected else None
+            decoder = _make_decoder(started.route, response, decoded=decoded)
+            exchange = _Exchange(decoder, started.attribution, self._sink, usage_filter)
+            if decoded:
                 # The inner transport returned a body that is already read and
                 # decoded (`Response(content=...)`): the client never iterates it.
-                decoder = _make_decoder(route, response, decoded=True)
-                exchange = _Exchange(decoder, scope, self._sink)
-                exchange.feed(response._content)
-                exchange.end(True)
+                self._tee_read_body(response, exchange)
                 return response
-            exchange = _Exchange(_make_decoder(route, response, decoded=False), scope, self._sink)
             sync_cls, async_cls = _stream_classes(_family_of(response))
             stream_cls = sync_cls if sync else async_cls
             response.stream = stream_cls(response.stream, exchange)
@@ -219,15 +314,26 @@ class _MeteredBase:
             report_fault("tee", exc)
         return response
 
+    @staticmethod
+    def _tee_read_body(response: Any, exchange: _Exchange) -> None:
+        body = response._content
+        kept = exchange.feed(body) + exchange.tail()
+        exchange.end(True)
+        if kept != body:
+            response._content = kept
+            response.stream = _family_of(response).ByteStream(kept)
+            if "content-length" in response.headers:
+                response.headers["content-length"] = str(len(kept))
+
 
 class MeteredTransport(_MeteredBase):
     """A sync transport that meters LLM responses passing through `inner`."""
 
     def handle_request(self, request: Any) -> Any:
         started = self._begin(request)
-        response = self._inner.handle_request(request)
         if started is None:
-            return response
+            return self._inner.handle_request(request)
+        response = self._inner.handle_request(started.request)
         return self._tee(response, started, sync=True)
 
     def close(self) -> None:
@@ -246,9 +352,9 @@ class AsyncMeteredTransport(_MeteredBase):
 
     async def handle_async_request(self, request: Any) -> Any:
         started = self._begin(request)
-        response = await self._inner.handle_async_request(request)
         if started is None:
-            return response
+            return await self._inner.handle_async_request(request)
+        response = await self._inner.handle_async_request(started.request)
         return self._tee(response, started, sync=False)
 
     async def aclose(self) -> None:
@@ -278,6 +384,42 @@ def client_defaults(family: ModuleType, kwargs: dict[str, Any]) -> dict[str, Any
     return kwargs
 
 
+def keepalive_socket_options() -> list[tuple[int, int, int]]:
+    """Return the TCP keep-alive options the anthropic SDK sets on its default client.
+
+    Probes every 60 s after 60 s idle, 5 probes, so that load balancers do not
+    drop long, quiet streams. Options a platform lacks are left out.
+    """
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    interval = getattr(socket, "TCP_KEEPINTVL", None)
+    if interval is not None:
+        options.append((socket.IPPROTO_TCP, interval, 60))
+    elif sys.platform == "darwin":
+        options.append((socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPALIVE", 0x10), 60))
+    count = getattr(socket, "TCP_KEEPCNT", None)
+    if count is not None:
+        options.append((socket.IPPROTO_TCP, count, 5))
+    idle = getattr(socket, "TCP_KEEPIDLE", None)
+    if idle is not None:
+        options.append((socket.IPPROTO_TCP, idle, 60))
+    return options
+
+
+_TRANSPORT_ARGUMENTS = ("verify", "cert", "trust_env", "http1", "http2", "limits")
+
+
+def use_keepalive_transport(client: Any, transport_class: Any, kwargs: dict[str, Any]) -> None:
+    """Replace the client's default transport by one with TCP keep-alive socket options.
+
+    Only call this when the caller passed no `transport=`. Proxy transports
+    mounted from the environment are kept as the client built them.
+    """
+    # NOTE: connections through an environment proxy do not get the keep-alive options.
+    # The replaced transport has opened no connection yet, so it needs no closing.
+    options = {name: kwargs[name] for name in _TRANSPORT_ARGUMENTS if name in kwargs}
+    client._transport = transport_class(socket_options=keepalive_socket_options(), **options)
+
+
 def meter_client_transports(client: Any, wrapper: type[_MeteredBase], **options: Any) -> None:
     """Wrap a built client's transport and every mounted (proxy) transport.
 
@@ -291,45 +433,59 @@ def meter_client_transports(client: Any, wrapper: type[_MeteredBase], **options:
     }
 
 
-class MeteredClient(httpx2.Client):
+class MeteredClientMixin:
+    """The metering part of every metered client class, whatever its family.
+
+    A subclass names its client family module (`httpx2` or `httpx`) and whether
+    it is async; `__init__` fills in the SDKs' defaults, builds the client,
+    gives it a keep-alive transport unless the caller passed `transport=`, and
+    wraps every transport the client routes through.
+    """
+
+    family: ModuleType
+    is_async: bool = False
+
+    def __init__(
+        self,
+        *,
+        subscription: str | None = None,
+        dimensions: Mapping[str, str] | None = None,
+        meter: RecordSink | None = None,
+        inject_stream_usage: InjectionMode = "auto",
+        **kwargs: Any,
+    ) -> None:
+        family = self.family
+        kwargs = client_defaults(family, kwargs)
+        super().__init__(**kwargs)
+        if "transport" not in kwargs:
+            default = family.AsyncHTTPTransport if self.is_async else family.HTTPTransport
+            use_keepalive_transport(self, default, kwargs)
+        meter_client_transports(
+            self,
+            AsyncMeteredTransport if self.is_async else MeteredTransport,
+            meter=meter,
+            subscription=subscription,
+            dimensions=dimensions,
+            inject_stream_usage=inject_stream_usage,
+        )
+
+
+class MeteredClient(MeteredClientMixin, httpx2.Client):
     """An `httpx2.Client` that meters every LLM response it receives.
 
     Pass it to the SDK: `OpenAI(http_client=tokenwire.MeteredClient())`.
     Every `httpx2.Client` argument is accepted; `subscription` and
     `dimensions` set the client-level attribution that an active
-    `tokenwire.attribute()` scope overrides.
+    `tokenwire.attribute()` scope overrides, `meter` replaces the process-wide
+    meter, and `inject_stream_usage` ("auto", True or False) controls whether
+    OpenAI chat streams are asked for their usage.
     """
 
-    def __init__(
-        self,
-        *,
-        subscription: str | None = None,
-        dimensions: Mapping[str, str] | None = None,
-        meter: RecordSink | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**client_defaults(httpx2, kwargs))
-        meter_client_transports(
-            self, MeteredTransport, meter=meter, subscription=subscription, dimensions=dimensions
-        )
+    family = httpx2
 
 
-class AsyncMeteredClient(httpx2.AsyncClient):
+class AsyncMeteredClient(MeteredClientMixin, httpx2.AsyncClient):
     """An `httpx2.AsyncClient` that meters every LLM response it receives."""
 
-    def __init__(
-        self,
-        *,
-        subscription: str | None = None,
-        dimensions: Mapping[str, str] | None = None,
-        meter: RecordSink | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**client_defaults(httpx2, kwargs))
-        meter_client_transports(
-            self,
-            AsyncMeteredTransport,
-            meter=meter,
-            subscription=subscription,
-            dimensions=dimensions,
-        )
+    family = httpx2
+    is_async = True
