@@ -60,7 +60,7 @@ class _Exchange:
 
     def __init__(
         self,
-        decoder: ResponseDecoder,
+        decoder: ResponseDecoder | None,
         attribution: Attribution,
         sink: RecordSink | None,
         usage_filter: UsageChunkFilter | None = None,
@@ -68,13 +68,15 @@ class _Exchange:
         self._decoder = decoder
         self._attribution = attribution
         self._sink = sink
-        self._done = False
+        # Without a decoder (it failed to build) there is nothing to record.
+        self._done = decoder is None
         self._filter = usage_filter
 
     def feed(self, chunk: bytes) -> bytes:
         """Meter a chunk; return the bytes to hand to the caller."""
-        if not self._done:
-            self._decoder.feed(chunk)
+        decoder = self._decoder
+        if not self._done and decoder is not None:
+            decoder.feed(chunk)
         usage_filter = self._filter
         if usage_filter is None:
             return chunk
@@ -98,11 +100,12 @@ class _Exchange:
             return usage_filter.abandon()
 
     def end(self, eof: bool) -> None:
-        if self._done:
+        decoder = self._decoder
+        if self._done or decoder is None:
             return
         self._done = True
         try:
-            record = self._decoder.build_record(
+            record = decoder.build_record(
                 eof=eof,
                 subscription=self._attribution.subscription,
                 dimensions=dict(self._attribution.dimensions),
@@ -297,10 +300,21 @@ class _MeteredBase:
             return None
 
     def _tee(self, response: Any, started: _Started, sync: bool) -> Any:
+        decoded = hasattr(response, "_content")
+        usage_filter = None
+        decoder = None
         try:
-            decoded = hasattr(response, "_content")
-            usage_filter = _usage_filter(response, decoded=decoded) if started.injected else None
+            if started.injected:
+                # Built first: once the flag went out, the chunk it causes must
+                # be removed even if metering this response fails.
+                usage_filter = _usage_filter(response, decoded=decoded)
             decoder = _make_decoder(started.route, response, decoded=decoded)
+        except Exception as exc:  # never reaches the caller
+            report_fault("tee", exc)
+        if decoder is None and usage_filter is None:
+            return response
+
+        try:
             exchange = _Exchange(decoder, started.attribution, self._sink, usage_filter)
             if decoded:
                 # The inner transport returned a body that is already read and
