@@ -129,7 +129,7 @@ class _Chain:
     def flush(self) -> bytes:
         data = b""
         for decoder in reversed(self._decoders):
-            data = decoder.decode(data) + decoder.flush() if data else decoder.flush()
+            data = decoder.decode(data) + decoder.flush()
         return data
 
 
