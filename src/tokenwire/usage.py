@@ -40,7 +40,7 @@ RecordState = Literal["complete", "partial", "missing", "error"]
 
 - `complete`: the terminal usage of the response was seen.
 - `partial`: the response ended early (cut, closed by the caller, an in-stream
-  exception) before its terminal usage; the counts are what was seen, possibly none.
+  exception) before its terminal usage. The counts are what was seen, possibly none.
 - `missing`: a successful response that carried no usage at all.
 - `error`: the provider reported an error and no usage; nothing is billable.
 """
@@ -134,7 +134,7 @@ class UsageRecord(msgspec.Struct, kw_only=True):
     subscription: str | None = None
     dimensions: dict[str, str] = msgspec.field(default_factory=dict)
     problem: str | None = None
-    """Why decoding stopped short (malformed bytes, truncated stream), or None."""
+    """The reason decoding stopped short (malformed bytes, truncated stream), or None."""
 
     @property
     def model(self) -> str | None:

@@ -2,9 +2,9 @@
 
 `MeteredTransport` and `AsyncMeteredTransport` wrap any inner transport of
 either family. For each request routed to an LLM API they capture the
-attribution in force when the request is sent, call the inner transport, and
-hand back the inner response with its stream replaced by a tee: every chunk
-reaches the caller unchanged and is also fed to a `ResponseDecoder`. The
+attribution in force when the request is sent, and call the inner transport.
+They hand back the inner response with its stream replaced by a tee, so every
+chunk reaches the caller unchanged and is also fed to a `ResponseDecoder`. The
 record is emitted exactly once, when the body ends, when the caller closes
 it, or when an abandoned stream is garbage-collected.
 
@@ -54,7 +54,7 @@ DEFAULT_MAX_KEEPALIVE_CONNECTIONS = 100
 
 
 class _Exchange:
-    """Metering state of one HTTP exchange; emits its record once."""
+    """Metering state of one HTTP exchange, which emits its record once."""
 
     __slots__ = ("__weakref__", "_attribution", "_decoder", "_done", "_filter", "_sink")
 
@@ -116,7 +116,7 @@ class _Exchange:
 
 
 class _Started(NamedTuple):
-    """What `handle_request` learned before sending: the route, the payer, the request sent."""
+    """The route, the payer and the request actually sent, fixed before sending."""
 
     route: Route
     attribution: Attribution
@@ -261,7 +261,7 @@ def _family_of(response: Any) -> ModuleType:
 
 
 class _MeteredBase:
-    """What the sync and async transports share: request routing and response teeing."""
+    """The base of both transports: request routing and response teeing."""
 
     def __init__(
         self,
