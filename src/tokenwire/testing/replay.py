@@ -133,5 +133,5 @@ def replay_interaction(interaction: Interaction, **transport_options: Any) -> Us
         response.close()
     records = sink.take()
     if len(records) > 1:
-        raise AssertionError(f"one exchange produced {len(records)} records")
+        raise RuntimeError(f"one exchange produced {len(records)} records, expected at most one")
     return records[0] if records else None
