@@ -27,6 +27,7 @@ class Extraction:
     """What has been learned about one response so far."""
 
     __slots__ = (
+        "discard",
         "error",
         "finished",
         "response_id",
@@ -50,6 +51,9 @@ class Extraction:
         """An error the provider reported in the body (type or code, never its text)."""
         self.scratch: dict[str, Any] = {}
         """Extractor-specific state, such as usage fields merged across events."""
+        self.discard = False
+        """The body showed that this is not an LLM response after all (a file
+        download that is not a batch result), so no record should be made."""
 
 
 class Extractor(Protocol):

@@ -8,20 +8,37 @@ while the caller's bytes flow on untouched.
 
 The body is read as server-sent events when the response says
 `text/event-stream` (or the request asked for a stream and the response has no
-content type), and as one JSON document otherwise.
+content type), as AWS event-stream frames when it says
+`application/vnd.amazon.eventstream` (or a Bedrock stream was requested and
+the response has no content type), and as one JSON document otherwise.
+Two more framings are split into JSON values read one by one: JSON Lines
+(an NDJSON media type, or any batch result file) and the one JSON array that
+Gemini streams without `alt=sse`. Audio, image and other file bodies are not
+buffered at all, because they carry no usage.
+Extractors that read response headers (Bedrock's token-count headers) get
+them through `headers=`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..errors import DecodeError
-from ..sse import SSEEventTooLargeError, SSEParser
+from ..sse import ServerSentEvent, SSEEventTooLargeError, SSEParser
 from ..usage import RecordState, Usage, UsageRecord
 from .base import Extraction, Extractor
 from .encoding import ContentDecoder, content_decoder
+from .eventstream import EventStreamDecoder
+from .jsonstream import JSONArraySplitter, LineSplitter
 from .providers.anthropic import MessagesExtractor
+from .providers.batch import BatchResultsExtractor
+from .providers.bedrock import ConverseExtractor, InvokeModelExtractor
+from .providers.cohere import CohereExtractor
+from .providers.gemini import GeminiExtractor
 from .providers.openai import ChatCompletionsExtractor
+from .providers.openai_media import MediaExtractor
 from .providers.openai_responses import ResponsesExtractor
 from .routing import Route, Shape
 
@@ -38,7 +55,24 @@ _EXTRACTORS: dict[Shape, Extractor] = {
     "openai_chat": ChatCompletionsExtractor(),
     "openai_responses": ResponsesExtractor(),
     "anthropic_messages": MessagesExtractor(),
+    "bedrock_converse": ConverseExtractor(),
+    "bedrock_invoke": InvokeModelExtractor(),
+    "gemini": GeminiExtractor(),
+    "cohere": CohereExtractor(),
+    "openai_media": MediaExtractor(),
+    "batch_results": BatchResultsExtractor(),
 }
+
+# Newline-delimited JSON streams: Cohere v1 chat (`application/stream+json`) and JSON Lines files.
+_NDJSON_MEDIA_TYPES = frozenset(
+    {"application/x-ndjson", "application/stream+json", "application/jsonl",
+     "application/x-jsonlines", "application/jsonlines"}
+)
+# Bodies that never carry usage and are not buffered: audio, images, files.
+_OPAQUE_MEDIA_PREFIXES = ("audio/", "image/", "video/", "application/octet-stream")
+
+EVENTSTREAM_MEDIA_TYPE = "application/vnd.amazon.eventstream"
+_EVENTSTREAM_SHAPES: frozenset[Shape] = frozenset({"bedrock_converse", "bedrock_invoke"})
 
 
 class ResponseDecoder:
@@ -48,8 +82,12 @@ class ResponseDecoder:
         "_buffer",
         "_buffered",
         "_content",
+        "_eventstream",
         "_extractor",
         "_finished",
+        "_frames",
+        "_on_message",
+        "_opaque",
         "_sse",
         "out",
         "problem",
@@ -63,6 +101,8 @@ class ResponseDecoder:
         status: int,
         content_type: str | None,
         content_encoding: str | None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.route = route
         self.status = status
@@ -74,10 +114,32 @@ class ResponseDecoder:
         self._finished = False
         self._content: ContentDecoder | None = None
         self._sse: SSEParser | None = None
+        self._eventstream: EventStreamDecoder | None = None
+        self._frames: JSONArraySplitter | LineSplitter | None = None
+        self._opaque = False
+        self._on_message: Callable[[Any, Extraction], None] | None = getattr(
+            self._extractor, "on_message", None
+        )
 
         media_type = (content_type or "").split(";", 1)[0].strip().lower()
-        if media_type == "text/event-stream" or (not media_type and route.stream):
+        if media_type == EVENTSTREAM_MEDIA_TYPE or (
+            not media_type and route.stream and route.shape in _EVENTSTREAM_SHAPES
+        ):
+            self._eventstream = EventStreamDecoder()
+        elif media_type == "text/event-stream" or (not media_type and route.stream):
             self._sse = SSEParser()
+        self._frames = None if self.is_stream else _frame_splitter(route, media_type)
+        self._opaque = self._frames is None and not self.is_stream and _is_opaque(
+            route, media_type
+        )
+        on_headers = getattr(self._extractor, "on_headers", None)
+        if headers is not None and on_headers is not None:
+            try:
+                on_headers(headers, self.out)
+            except DecodeError as exc:
+                self._fail(exc)
+            except Exception as exc:  # a fault here must never reach the caller
+                self._fail(exc, unexpected=True)
         try:
             self._content = content_decoder(content_encoding)
         except DecodeError as exc:
@@ -85,11 +147,19 @@ class ResponseDecoder:
 
     @property
     def is_stream(self) -> bool:
-        return self._sse is not None
+        if self._frames is not None:
+            # A batch result file arrives in lines but is not a streamed response.
+            return not self.route.batch
+        return self._sse is not None or self._eventstream is not None
+
+    @property
+    def discard(self) -> bool:
+        """Whether the body showed this is not an LLM response, so no record should be made."""
+        return self.out.discard
 
     def feed(self, chunk: bytes) -> None:
         """Read the next raw (still content-encoded) chunk of the body."""
-        if self._content is None or self.problem is not None:
+        if self._content is None or self.problem is not None or self._opaque or self.out.discard:
             return
         try:
             data = self._content.decode(chunk)
@@ -101,6 +171,12 @@ class ResponseDecoder:
             self._fail(exc, unexpected=True)
 
     def _consume(self, data: bytes) -> None:
+        if self._frames is not None:
+            self._read_frames(self._frames.feed(data))
+            return
+        if self._eventstream is not None:
+            self._read_messages(self._eventstream.feed(data))
+            return
         if self._sse is not None:
             out = self.out
             extractor = self._extractor
@@ -121,6 +197,23 @@ class ResponseDecoder:
                 f"JSON body exceeds {MAX_JSON_BODY_BYTES} bytes; usage not read"
             )
         self._buffer.append(data)
+
+    def _read_messages(self, messages: list[Any]) -> None:
+        if not messages:
+            return
+        if self._on_message is None:
+            raise _NotAnEventStreamAPI(
+                f"{self.route.provider} {self.route.api} responses are not AWS event streams"
+            )
+        for message in messages:
+            self._on_message(message, self.out)
+
+    def _read_frames(self, frames: list[bytes]) -> None:
+        # Each JSON array element or JSON line is one payload, read like an SSE event's data.
+        out = self.out
+        extractor = self._extractor
+        for frame in frames:
+            extractor.on_event(ServerSentEvent(data=frame), out)
 
     def _fail(self, exc: BaseException, *, unexpected: bool = False) -> None:
         self.problem = f"{type(exc).__name__}: {exc}"
@@ -150,6 +243,13 @@ class ResponseDecoder:
             if self._sse is not None:
                 for event in self._sse.close():
                     self._extractor.on_event(event, self.out)
+            elif self._eventstream is not None:
+                self._eventstream.close()
+            elif self._frames is not None:
+                self._read_frames(self._frames.close())
+                if self.route.batch and self.out.usage is not None:
+                    # A batch result file has no end marker: read to its end, it is complete.
+                    self.out.terminal = True
             elif self._buffer:
                 body = b"".join(self._buffer)
                 self._buffer.clear()
@@ -162,13 +262,23 @@ class ResponseDecoder:
     def _state(self, eof: bool) -> RecordState:
         out = self.out
         has_usage = out.usage is not None and out.usage.has_counts()
+        if (
+            self._eventstream is not None
+            and out.error is not None
+            and self.status < 400
+            and not out.terminal
+        ):
+            # An exception frame cut a stream that had started: its counts may be billable.
+            return "partial"
         if not has_usage and (out.error is not None or self.status >= 400):
             return "error"
-        if out.terminal and has_usage:
+        if out.terminal and out.usage is not None:
+            # The terminal usage was seen, even when it holds no billable class
+            # (a Gemini cache's size, a transcription billed by the second).
             return "complete"
         if not (eof or out.finished):
             return "partial"
-        if self._sse is not None and self._extractor.end_marker and not out.finished:
+        if self.is_stream and self._extractor.end_marker and not out.finished:
             # The body ended without the provider's end-of-stream marker: cut short.
             return "partial"
         if has_usage:
@@ -186,7 +296,9 @@ class ResponseDecoder:
         state = self.finish(eof=eof)
         out = self.out
         problem = self.problem
-        if problem is None and state == "partial":
+        if problem is None and state == "partial" and out.error is not None:
+            problem = f"provider error in stream: {out.error}"
+        elif problem is None and state == "partial":
             problem = (
                 "stream ended before its terminal usage" if eof else "closed before end of body"
             )
@@ -195,11 +307,12 @@ class ResponseDecoder:
             api=self.route.api,
             state=state,
             usage=out.usage if out.usage is not None else Usage(),
-            response_id=out.response_id,
+            response_id=out.response_id or self.route.response_id,
             request_model=self.route.request_model,
             response_model=out.response_model,
             http_status=self.status,
             stream=self.is_stream,
+            batch=self.route.batch,
             service_tier=out.service_tier,
             subscription=subscription,
             dimensions=dimensions,
@@ -217,3 +330,25 @@ def _error_problem(out: Extraction, status: int) -> str | None:
 
 class _BodyTooLarge(DecodeError):
     pass
+
+
+class _NotAnEventStreamAPI(DecodeError):
+    pass
+
+
+def _frame_splitter(route: Route, media_type: str) -> JSONArraySplitter | LineSplitter | None:
+    """Return the splitter for a body of JSON values that arrive one by one, if it is one."""
+    if route.shape == "batch_results" or media_type in _NDJSON_MEDIA_TYPES:
+        return LineSplitter()
+    if route.shape == "gemini" and route.stream:
+        # `streamGenerateContent` without `alt=sse` sends one JSON array of chunks.
+        return JSONArraySplitter()
+    return None
+
+
+def _is_opaque(route: Route, media_type: str) -> bool:
+    """Return whether the body is audio, an image or a file that carries no usage."""
+    if media_type.startswith(_OPAQUE_MEDIA_PREFIXES):
+        return True
+    # Transcripts in text, SRT or VTT format carry no usage either.
+    return route.shape == "openai_media" and bool(media_type) and "json" not in media_type

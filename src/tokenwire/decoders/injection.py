@@ -128,7 +128,8 @@ _chunk = msgspec.json.Decoder(_Chunk)
 
 
 def _is_usage_only(event: bytes) -> bool:
-    if b'"usage"' not in event:
+    keys = event.count(b'"usage"')
+    if keys == 0 or keys == event.count(b'"usage":null'):
         return False
     data = b"\n".join(
         line[5:].removeprefix(b" ")
@@ -168,6 +169,17 @@ class UsageChunkFilter:
         if self._content is not None:
             data = self._content.decode(data)
         if self.removed:
+            return data
+        if (
+            not self._buffer
+            and data.endswith(b"\n\n")
+            and data.find(b"\n\n") == len(data) - 2
+            and 13 not in data  # no CR, so no other kind of event end inside
+        ):
+            # Fast path: the chunk is exactly one complete event, as OpenAI sends them.
+            if _is_usage_only(data):
+                self.removed = True
+                return b""
             return data
         self._buffer += data
         return self._complete_events()

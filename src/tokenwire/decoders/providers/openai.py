@@ -7,10 +7,20 @@ Token semantics: `prompt_tokens` is the whole prompt. Cache reads
 already contains `completion_tokens_details.reasoning_tokens`. DeepSeek reports
 cache reads as `prompt_cache_hit_tokens` (also inside `prompt_tokens`).
 
+xAI counts reasoning outside `completion_tokens`: Google Cloud's page on Grok
+reasoning says the count "is outputted in the reasoning_tokens field, separated
+from the completion_tokens", and its example reports prompt 663, completion 50,
+reasoning 124 and total 837 (docs.cloud.google.com, Vertex AI partner models,
+Grok, "Reasoning for Grok Models"). Gateways that translate Gemini
+replies into this shape often do the same. So the reasoning tokens are added
+to output when `total_tokens` equals prompt + completion + reasoning. Otherwise
+the OpenAI reading applies.
+
 Streams carry usage in one chunk near the end, only when the request set
 `stream_options.include_usage` (Mistral sends it on the `finish_reason` chunk
 unasked). Groq puts it in `x_groq.usage`; a top-level `usage` wins when both
-are present.
+are present. Groq's compound systems add `x_groq.usage_breakdown` (usage per
+underlying model), kept in `raw` under `usage_breakdown`.
 """
 
 from __future__ import annotations
@@ -63,17 +73,28 @@ def chat_usage(raw: dict[str, Any]) -> Usage:
                 f"prompt_tokens ({prompt})"
             )
 
+    reasoning = non_negative(completion_details.get("reasoning_tokens"), "reasoning_tokens")
+    total = non_negative(raw.get("total_tokens"), "total_tokens")
+    output = completion
+    if (
+        prompt is not None
+        and completion is not None
+        and reasoning
+        and total == prompt + completion + reasoning
+    ):
+        # The reported total shows reasoning counted beside completion (xAI).
+        output = completion + reasoning
+
     return Usage(
         input_tokens=fresh,
         cached_input_tokens=cached,
         cache_creation_tokens=written,
-        output_tokens=completion,
-        reasoning_tokens=non_negative(
-            completion_details.get("reasoning_tokens"), "reasoning_tokens"
-        ),
+        output_tokens=output,
+        reasoning_tokens=reasoning,
         audio_input_tokens=non_negative(prompt_details.get("audio_tokens"), "audio_tokens"),
         audio_output_tokens=non_negative(completion_details.get("audio_tokens"), "audio_tokens"),
-        total_tokens=non_negative(raw.get("total_tokens"), "total_tokens"),
+        image_input_tokens=non_negative(prompt_details.get("image_tokens"), "image_tokens"),
+        total_tokens=total,
         raw=raw,
     )
 
@@ -109,8 +130,7 @@ class ChatCompletionsExtractor:
         if (
             out.response_id is not None
             and out.response_model is not None
-            and b'"usage"' not in data
-            and b'"error"' not in data
+            and not _may_hold_usage_or_error(data)
         ):
             return
         self._read(_decode(data), out)
@@ -129,9 +149,26 @@ class ChatCompletionsExtractor:
         if raw is None and envelope.x_groq is not None:
             groq_usage = envelope.x_groq.get("usage")
             raw = groq_usage if isinstance(groq_usage, dict) else None
+        if raw is not None and envelope.x_groq is not None:
+            breakdown = envelope.x_groq.get("usage_breakdown")
+            if breakdown is not None and "usage_breakdown" not in raw:
+                raw = {**raw, "usage_breakdown": breakdown}
         if raw is not None:
             out.usage = chat_usage(raw)
             out.terminal = True
+
+
+def _may_hold_usage_or_error(data: bytes) -> bool:
+    """Return whether a chunk may carry a usage object or an error, by substring counts.
+
+    With `include_usage` every chunk has `"usage":null`, so a chunk is skipped
+    when each `"usage"` key it contains is followed by `:null`. JSON escapes
+    quotes inside strings, so message text cannot produce these byte sequences.
+    """
+    keys = data.count(b'"usage"')
+    if keys and keys != data.count(b'"usage":null'):
+        return True
+    return b'"error"' in data
 
 
 def _decode(data: bytes) -> _Envelope:
