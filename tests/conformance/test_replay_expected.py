@@ -36,6 +36,11 @@ METERED_FOLDERS = (
     "azure_openai/chat_json",
     "azure_openai/chat_sse",
     "anthropic",
+    "gemini",
+    "mistral",
+    "groq",
+    "cohere",
+    "bedrock",
 )
 """Corpus folders whose APIs tokenwire meters today."""
 
