@@ -5,6 +5,8 @@
   streamed in network-sized chunks, through the real `MeteredTransport`.
 - `load_cassette`, `find_cassettes`: read vcrpy cassettes (pydantic-ai's form too).
 - `ProviderServer`: a loopback server that answers like the OpenAI and Anthropic APIs.
+- `LagoServer`, `LagoServerProcess`: a loopback server that answers like Lago's batch
+  events API, in a thread or in its own process, with faults on command.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from .cassettes import (
     find_cassettes,
     load_cassette,
 )
+from .lago_server import LagoServer, LagoServerProcess
 from .provider_server import ProviderServer
 from .replay import RecordingSink, ReplayTransport, chunk_body, replay_interaction
 
 __all__ = [
     "CassetteError",
     "Interaction",
+    "LagoServer",
+    "LagoServerProcess",
     "ProviderServer",
     "RecordedRequest",
     "RecordedResponse",

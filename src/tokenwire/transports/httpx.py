@@ -6,13 +6,17 @@ attribution in force when the request is sent, and call the inner transport.
 They hand back the inner response with its stream replaced by a tee, so every
 chunk reaches the caller unchanged and is also fed to a `ResponseDecoder`. The
 record is emitted exactly once, when the body ends, when the caller closes
-it, or when an abandoned stream is garbage-collected.
+it, or when an abandoned stream is garbage-collected. The per-request
+attribution headers (`X-Tokenwire-Subscription`, `X-Tokenwire-Dimensions`) are
+read and removed from every request, metered or not, before it is sent.
 
 The code is written once for both families and both sync and async: the
 byte-stream classes the clients insist on (`isinstance` checks against the
 family's `SyncByteStream`/`AsyncByteStream`) are made per family on first use.
 Nothing raised inside tokenwire reaches the caller: every call into the
-metering path is guarded, logged (rate-limited) and counted.
+metering path is guarded, logged (rate-limited) and counted. The one
+deliberate exception is `UnattributedError` under the `raise` unattributed
+policy, meant for test suites.
 """
 
 from __future__ import annotations
@@ -110,6 +114,9 @@ class _Exchange:
                 subscription=self._attribution.subscription,
                 dimensions=dict(self._attribution.dimensions),
             )
+            if decoder.discard:
+                # A download that turned out not to hold usage (a training file, a PDF).
+                return
             (self._sink or get_meter()).emit(record)
         except Exception as exc:  # never reaches the caller
             report_fault("emit", exc)
@@ -129,7 +136,7 @@ def _start_exchange(
 ) -> _Started | None:
     """Return what to meter for this request, or None when it is not an LLM call."""
     url = request.url
-    content_type = request.headers.get("content-type", "")
+    content_type, subscription_header, dimensions_header = _request_headers(request.headers)
     body: bytes | None = None
     if "json" in content_type:
         try:
@@ -139,7 +146,14 @@ def _start_exchange(
     route = route_request(request.method, url.host, url.path, body)
     if route is None or route.free:
         return None
-    scope = attribution.resolve(default)
+    subscription, dimensions = attribution.parse_override_headers(
+        subscription_header, dimensions_header
+    )
+    # Under the `raise` unattributed policy this raises UnattributedError, a
+    # BaseException that the fail-open guard in `_begin` deliberately lets through.
+    scope = attribution.resolve(default, subscription=subscription, dimensions=dimensions)
+    if subscription_header is not None or dimensions_header is not None:
+        request = _without_override_headers(request)
 
     injected_body = None
     if body is not None and route.stream and route.api == "chat_completions":
@@ -154,6 +168,67 @@ def _start_exchange(
     if injected_body is None:
         return _Started(route, scope, request, injected=False)
     return _Started(route, scope, _rewritten(request, injected_body), injected=True)
+
+
+_SUBSCRIPTION_KEY = attribution.SUBSCRIPTION_HEADER.encode("ascii")
+_DIMENSIONS_KEY = attribution.DIMENSIONS_HEADER.encode("ascii")
+
+
+def _request_headers(headers: Any) -> tuple[str, str | None, str | None]:
+    """Return the content type and the two override headers, read in one pass.
+
+    Each `Headers.get()` lower-cases and scans every header, and an SDK request
+    has a dozen or more, so one pass over `raw` replaces five scans.
+    """
+    content_type = ""
+    subscription = dimensions = None
+    encoding = headers.encoding
+    for key, value in headers.raw:
+        name = key.lower()
+        if name == b"content-type":
+            content_type = value.decode(encoding)
+        elif name == _SUBSCRIPTION_KEY:
+            subscription = value.decode(encoding)
+        elif name == _DIMENSIONS_KEY:
+            dimensions = value.decode(encoding)
+    return content_type, subscription, dimensions
+
+
+def _without_override_headers(request: Any) -> Any:
+    """Return `request` without tokenwire's per-request attribution headers.
+
+    The original is left untouched (a copy is made only when a header is
+    present), so the caller's request object still shows what it sent.
+    """
+    headers = request.headers
+    if attribution.SUBSCRIPTION_HEADER not in headers and (
+        attribution.DIMENSIONS_HEADER not in headers
+    ):
+        return request
+    headers = headers.copy()
+    for name in (attribution.SUBSCRIPTION_HEADER, attribution.DIMENSIONS_HEADER):
+        if name in headers:
+            del headers[name]
+    copy = type(request)(
+        request.method,
+        request.url,
+        headers=headers,
+        stream=request.stream,
+        extensions=request.extensions,
+    )
+    if hasattr(request, "_content"):
+        # A read body is held in an in-memory stream, so reading it again is free.
+        copy.read()
+    return copy
+
+
+def _stripped(request: Any) -> Any:
+    """Return `request` without the override headers, or unchanged if that fails."""
+    try:
+        return _without_override_headers(request)
+    except Exception as exc:  # never reaches the caller
+        report_fault("strip-headers", exc)
+        return request
 
 
 def _rewritten(request: Any, body: bytes) -> Any:
@@ -174,6 +249,7 @@ def _make_decoder(route: Route, response: Any, *, decoded: bool) -> ResponseDeco
         response.status_code,
         headers.get("content-type"),
         None if decoded else headers.get("content-encoding"),
+        headers=headers,
     )
 
 
@@ -346,7 +422,7 @@ class MeteredTransport(_MeteredBase):
     def handle_request(self, request: Any) -> Any:
         started = self._begin(request)
         if started is None:
-            return self._inner.handle_request(request)
+            return self._inner.handle_request(_stripped(request))
         response = self._inner.handle_request(started.request)
         return self._tee(response, started, sync=True)
 
@@ -367,7 +443,7 @@ class AsyncMeteredTransport(_MeteredBase):
     async def handle_async_request(self, request: Any) -> Any:
         started = self._begin(request)
         if started is None:
-            return await self._inner.handle_async_request(request)
+            return await self._inner.handle_async_request(_stripped(request))
         response = await self._inner.handle_async_request(started.request)
         return self._tee(response, started, sync=False)
 
