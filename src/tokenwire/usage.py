@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-import uuid
 from typing import Any, Literal
 
 import msgspec
@@ -100,11 +99,12 @@ class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
 def new_record_id() -> str:
     """Return a new time-ordered record id (UUIDv7 layout: 48-bit ms clock, then random)."""
     ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & ((1 << 48) - 1)) << 80 | rand
-    value = (value & ~(0xF << 76)) | (0x7 << 76)
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)
-    return str(uuid.UUID(int=value))
+    digits = ((ms & 0xFFFF_FFFF_FFFF).to_bytes(6, "big") + os.urandom(10)).hex()
+    # Version 7 in the 13th hex digit; variant 10 in the two high bits of the 17th.
+    variant = "89ab"[int(digits[16], 16) & 0x3]
+    return (
+        f"{digits[:8]}-{digits[8:12]}-7{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
+    )
 
 
 def _utc_now() -> dt.datetime:
