@@ -10,11 +10,13 @@ import pytest
 from tokenwire.delivery.lago import (
     MAX_SERVER_DELAY_S,
     LagoConfig,
+    Outcome,
     batch_endpoint,
     classify_response,
     retry_delay_s,
     server_delay_s,
 )
+from tokenwire.delivery.sender import _stricter
 from tokenwire.errors import ConfigurationError
 
 NOW = 1_750_000_000.0
@@ -209,3 +211,31 @@ def test_classify_response_reason_names_status() -> None:
 
     assert "401" in outcome.reason
     assert "TOKENWIRE_LAGO_API_KEY" in outcome.reason
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        pytest.param(
+            Outcome(kind="retry", status=500),
+            Outcome(kind="retry", status=429, server_delay_s=1.0),
+            429,
+            id="retry-after-beats-plain-error",
+        ),
+        pytest.param(
+            Outcome(kind="retry", status=429, server_delay_s=2.0),
+            Outcome(kind="retry", status=429, server_delay_s=1.0), 429, id="longer-delay-kept",
+        ),
+        pytest.param(
+            Outcome(kind="retry", status=429, server_delay_s=5.0),
+            Outcome(kind="paused", status=401),
+            401,
+            id="pause-beats-retry",
+        ),
+    ],
+)
+def test_group_failure_keeps_stricter_outcome(
+    first: Outcome, second: Outcome, expected: int
+) -> None:
+    assert _stricter(_stricter(None, first), second).status == expected
+    assert _stricter(_stricter(None, second), first).status == expected

@@ -345,7 +345,7 @@ class EventSender:
             group = batches[first : first + MAX_IN_FLIGHT]
             for batch, outcome in zip(group, self._post_all(group), strict=True):
                 if outcome.kind in ("retry", "paused"):
-                    end = end or outcome
+                    end = _stricter(end, outcome)
                 elif end is None or outcome.kind == "accepted":
                     try:
                         self._settle(batch, outcome)
@@ -480,3 +480,18 @@ class EventSender:
             self._suppressed = 0
         self._last_warning = now
         logger.warning(message, *args)
+
+
+def _stricter(current: Outcome | None, new: Outcome) -> Outcome:
+    """Return the outcome that ends a pass for longer: a pause, else the longer server delay.
+
+    Two batches in flight can fail differently (a 500 beside a 429); the
+    Retry-After of one must not be lost because the other failed first.
+    """
+    if current is None:
+        return new
+    if (current.kind == "paused") != (new.kind == "paused"):
+        return current if current.kind == "paused" else new
+    if (new.server_delay_s or 0.0) > (current.server_delay_s or 0.0):
+        return new
+    return current
