@@ -20,10 +20,11 @@ Precedence, highest first:
 3. the client-level default given to `MeteredClient(subscription=...)`;
 4. the unattributed policy (`configure_attribution()` or the environment
    variable `TOKENWIRE_UNATTRIBUTED`):
-   - `keep_local` (default): the record keeps no subscription; it stays in
-     the local ledger and `tokenwire report` shows it, but it is never sent
-     to Lago with a guessed id;
-   - `default_subscription`: the record goes to `TOKENWIRE_DEFAULT_SUBSCRIPTION`;
+   - `keep_local` (the default when no default subscription is set): the
+     record keeps no subscription. It stays in the local ledger and
+     `tokenwire report` shows it, but it is never sent to Lago with a guessed id;
+   - `default_subscription` (the default when `TOKENWIRE_DEFAULT_SUBSCRIPTION`
+     is set): the record goes to that subscription;
    - `raise`: the metered call raises `UnattributedError` before the request
      is sent. This is meant for test suites, and it is the one place where
      tokenwire deliberately breaks a call instead of failing open.
@@ -156,19 +157,17 @@ def configure_attribution(
 ) -> UnattributedPolicy:
     """Set what happens to a call that no override, scope or client default attributes.
 
-    Unset arguments come from `TOKENWIRE_UNATTRIBUTED` (default `keep_local`)
-    and `TOKENWIRE_DEFAULT_SUBSCRIPTION`. Raises `ConfigurationError` for an
-    unknown policy, or for `default_subscription` without a subscription.
-    Returns the policy now in force.
+    Unset arguments come from `TOKENWIRE_UNATTRIBUTED` and
+    `TOKENWIRE_DEFAULT_SUBSCRIPTION`. With neither policy given, a default
+    subscription selects `default_subscription`, else `keep_local`. Raises
+    `ConfigurationError` for an unknown policy, or for `default_subscription`
+    without a subscription. Returns the policy now in force.
     """
     global _policy
-    mode = unattributed
-    source = "unattributed"
-    if mode is None:
-        mode = _env_policy_name()  # type: ignore[assignment]
-        source = "TOKENWIRE_UNATTRIBUTED"
     subscription = default_subscription or os.environ.get("TOKENWIRE_DEFAULT_SUBSCRIPTION")
-    _policy = _checked_policy(str(mode), subscription, source=source)
+    mode: str = unattributed if unattributed is not None else _env_policy_name(subscription)
+    source = "unattributed" if unattributed is not None else "TOKENWIRE_UNATTRIBUTED"
+    _policy = _checked_policy(mode, subscription, source=source)
     return _policy.mode
 
 
@@ -177,8 +176,11 @@ def unattributed_policy() -> UnattributedPolicy:
     return _current_policy().mode
 
 
-def _env_policy_name() -> str:
-    return os.environ.get("TOKENWIRE_UNATTRIBUTED", "").strip().lower() or "keep_local"
+def _env_policy_name(default_subscription: str | None) -> str:
+    configured = os.environ.get("TOKENWIRE_UNATTRIBUTED", "").strip().lower()
+    if configured:
+        return configured
+    return "default_subscription" if default_subscription else "keep_local"
 
 
 def _current_policy() -> _Policy:
@@ -187,10 +189,9 @@ def _current_policy() -> _Policy:
     if policy is not None:
         return policy
     try:
+        subscription = os.environ.get("TOKENWIRE_DEFAULT_SUBSCRIPTION")
         policy = _checked_policy(
-            _env_policy_name(),
-            os.environ.get("TOKENWIRE_DEFAULT_SUBSCRIPTION"),
-            source="TOKENWIRE_UNATTRIBUTED",
+            _env_policy_name(subscription), subscription, source="TOKENWIRE_UNATTRIBUTED"
         )
     except ConfigurationError as exc:
         # Read on the first metered call, where raising would break the call:

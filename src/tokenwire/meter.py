@@ -54,6 +54,7 @@ from typing import Literal, Protocol
 
 import msgspec
 
+from .attribution import UnattributedPolicy, configure_attribution, unattributed_policy
 from .delivery.events import DeliveryPlan, EventCodes, plan_delivery
 from .delivery.lago import (
     CONNECT_TIMEOUT_S,
@@ -319,10 +320,17 @@ class Meter:
 
     def plan(self, record: UsageRecord) -> DeliveryPlan:
         """Return the delivery status and Lago events this meter gives `record`."""
+        # Under `keep_local` an unattributed record stays in the ledger even
+        # when a default subscription exists.
+        default = (
+            self._default_subscription
+            if unattributed_policy() == "default_subscription"
+            else None
+        )
         return plan_delivery(
             record,
             codes=self._codes,
-            default_subscription=self._default_subscription,
+            default_subscription=default,
             lago_enabled=self._lago is not None,
         )
 
@@ -764,13 +772,17 @@ def configure(
     default_subscription: str | None = None,
     event_codes: EventCodes | None = None,
     max_ring_records: int | None = None,
+    unattributed: UnattributedPolicy | None = None,
 ) -> Meter:
     """Replace the process-wide meter; unset arguments come from the environment.
 
-    Raises `ConfigurationError` naming the setting and the fix. The previous
-    meter writes its records to its ledger and stops first, so no record is
-    lost. Its pending events are delivered by whichever meter uses that ledger.
+    `unattributed` sets what happens to calls without a subscription (see
+    `tokenwire.configure_attribution`). Raises `ConfigurationError` naming the
+    setting and the fix, before anything changes. The previous meter writes
+    its records to its ledger and stops first, so no record is lost. Its
+    pending events are delivered by whichever meter uses that ledger.
     """
+    configure_attribution(unattributed=unattributed, default_subscription=default_subscription)
     api_key, url = lago_settings(lago_api_key, lago_url)
     subscription = (
         default_subscription
