@@ -17,6 +17,10 @@ Gemini streams without `alt=sse`. Audio, image and other file bodies are not
 buffered at all, because they carry no usage.
 Extractors that read response headers (Bedrock's token-count headers) get
 them through `headers=`.
+
+Streamed bodies are decoded in batches of `STREAM_BATCH_BYTES` and at
+`finish()`, so `out` may lag the bytes fed so far. Pass `batch_streams=False`
+to decode every chunk as it arrives (the Bedrock hooks emit on the final event).
 """
 
 from __future__ import annotations
@@ -51,6 +55,10 @@ MAX_JSON_BODY_BYTES = 64 * 1024 * 1024
 (larger than any documented LLM response, image payloads included) tokenwire
 stops buffering and records the response as `missing` rather than hold memory."""
 
+STREAM_BATCH_BYTES = 64 * 1024
+"""Raw stream bytes held before they are decoded in one batch; the rest is
+decoded when the body ends or is closed. It bounds the memory a stream holds."""
+
 _EXTRACTORS: dict[Shape, Extractor] = {
     "openai_chat": ChatCompletionsExtractor(),
     "openai_responses": ResponsesExtractor(),
@@ -79,6 +87,7 @@ class ResponseDecoder:
     """Decoder state for one HTTP response."""
 
     __slots__ = (
+        "_batched",
         "_buffer",
         "_buffered",
         "_content",
@@ -88,6 +97,8 @@ class ResponseDecoder:
         "_frames",
         "_on_message",
         "_opaque",
+        "_pending",
+        "_pending_bytes",
         "_sse",
         "out",
         "problem",
@@ -103,6 +114,7 @@ class ResponseDecoder:
         content_encoding: str | None,
         *,
         headers: Mapping[str, str] | None = None,
+        batch_streams: bool = True,
     ) -> None:
         self.route = route
         self.status = status
@@ -111,6 +123,8 @@ class ResponseDecoder:
         self._extractor = _EXTRACTORS[route.shape]
         self._buffer: list[bytes] = []
         self._buffered = 0
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._finished = False
         self._content: ContentDecoder | None = None
         self._sse: SSEParser | None = None
@@ -132,6 +146,7 @@ class ResponseDecoder:
         self._opaque = self._frames is None and not self.is_stream and _is_opaque(
             route, media_type
         )
+        self._batched = batch_streams and self.is_stream
         on_headers = getattr(self._extractor, "on_headers", None)
         if headers is not None and on_headers is not None:
             try:
@@ -161,6 +176,27 @@ class ResponseDecoder:
         """Read the next raw (still content-encoded) chunk of the body."""
         if self._content is None or self.problem is not None or self._opaque or self.out.discard:
             return
+        if self._batched and not self._finished:
+            # Streams are decoded in batches: per-chunk decoding costs several
+            # times more inside an SDK's loop than the same work done in bulk.
+            self._pending.append(chunk)
+            self._pending_bytes += len(chunk)
+            if self._pending_bytes >= STREAM_BATCH_BYTES:
+                self._decode_pending()
+            return
+        self._decode(chunk)
+
+    def _decode_pending(self) -> None:
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        if self._content is not None and self.problem is None:
+            self._decode(data)
+
+    def _decode(self, chunk: bytes) -> None:
+        assert self._content is not None
         try:
             data = self._content.decode(chunk)
             if data:
@@ -229,6 +265,7 @@ class ResponseDecoder:
         closed it early or the connection failed. Only the first call decodes.
         """
         if not self._finished:
+            self._decode_pending()
             self._finished = True
             if eof and self.problem is None and self._content is not None:
                 self._drain()

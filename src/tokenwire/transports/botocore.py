@@ -288,6 +288,9 @@ def _decoder_for(call: _Call, status: int, headers: dict[str, str]) -> ResponseD
         headers.get("content-type"),
         headers.get("content-encoding"),
         headers=headers,
+        # The hooks emit a stream's record as soon as its final usage or an
+        # exception frame is decoded, so frames are decoded as they arrive.
+        batch_streams=False,
     )
 
 

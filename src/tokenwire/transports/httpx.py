@@ -177,20 +177,26 @@ _DIMENSIONS_KEY = attribution.DIMENSIONS_HEADER.encode("ascii")
 def _request_headers(headers: Any) -> tuple[str, str | None, str | None]:
     """Return the content type and the two override headers, read in one pass.
 
-    Each `Headers.get()` lower-cases and scans every header, and an SDK request
-    has a dozen or more, so one pass over `raw` replaces five scans.
+    Each `Headers.get()` lower-cases and scans every header (and `encoding`
+    decodes them all), while an SDK request has a dozen or more. Both httpx
+    families keep `(raw, lowered, value)` tuples in `Headers._list`, which is
+    read when present. Values are decoded as UTF-8, which ASCII values are too.
     """
+    items = getattr(headers, "_list", None)
+    lowered = (
+        [(name, value) for _, name, value in items]
+        if items is not None
+        else [(key.lower(), value) for key, value in headers.raw]
+    )
     content_type = ""
     subscription = dimensions = None
-    encoding = headers.encoding
-    for key, value in headers.raw:
-        name = key.lower()
+    for name, value in lowered:
         if name == b"content-type":
-            content_type = value.decode(encoding)
+            content_type = value.decode("utf-8", "replace")
         elif name == _SUBSCRIPTION_KEY:
-            subscription = value.decode(encoding)
+            subscription = value.decode("utf-8", "replace")
         elif name == _DIMENSIONS_KEY:
-            dimensions = value.decode(encoding)
+            dimensions = value.decode("utf-8", "replace")
     return content_type, subscription, dimensions
 
 
