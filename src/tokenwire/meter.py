@@ -50,12 +50,12 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import msgspec
 
 from .attribution import UnattributedPolicy, configure_attribution, unattributed_policy
-from .delivery.events import DeliveryPlan, EventCodes, plan_delivery
+from .delivery.events import DeliveryPlan, EventCodes, LagoEvent, PriceMode, plan_delivery
 from .delivery.lago import (
     CONNECT_TIMEOUT_S,
     DEFAULT_LAGO_URL,
@@ -177,7 +177,10 @@ class Meter:
     `lago_url` is the Lago API base (`https://api.getlago.com` by default;
     `/api/v1/events/batch` is appended). Records with no subscription of
     their own are billed to `default_subscription`, or, without one, kept in
-    the ledger as unattributed and never sent.
+    the ledger as unattributed and never sent. `price_mode` sends each
+    billable record as token events (`"tokens"`), as one `llm_cost` event
+    priced by `tokenwire.pricing` (`"cost"`; an unpriced record is sent as
+    token events instead), or both.
     """
 
     def __init__(
@@ -196,7 +199,12 @@ class Meter:
         retry_initial_s: float = DEFAULT_RETRY_INITIAL_S,
         retry_max_s: float = DEFAULT_RETRY_MAX_S,
         lease_s: float | None = None,
+        price_mode: PriceMode = "tokens",
     ) -> None:
+        if price_mode not in ("tokens", "cost", "both"):
+            raise ConfigurationError(
+                f"price_mode must be 'tokens', 'cost' or 'both', got {price_mode!r}"
+            )
         if durability not in ("default", "sync"):
             raise ConfigurationError(
                 f"durability must be 'default' or 'sync', got {durability!r}"
@@ -260,6 +268,8 @@ class Meter:
         self._codes = event_codes if event_codes is not None else EventCodes()
         self._default_subscription = default_subscription
         self._lago = lago
+        self._price_mode: PriceMode = price_mode
+        self._pricer: Any = None
         self._sender_options = (lease_s, retry_initial_s, retry_max_s)
         self._init_state()
         _meters.add(self)
@@ -327,12 +337,36 @@ class Meter:
             if unattributed_policy() == "default_subscription"
             else None
         )
-        return plan_delivery(
-            record,
-            codes=self._codes,
-            default_subscription=default,
-            lago_enabled=self._lago is not None,
-        )
+        try:
+            return plan_delivery(
+                record,
+                codes=self._codes,
+                default_subscription=default,
+                lago_enabled=self._lago is not None,
+                price_mode=self._price_mode,
+                cost_event=self._cost_event,
+            )
+        except Exception as exc:  # one faulty record must not block the ledger
+            report_fault("delivery-plan", exc)
+            return DeliveryPlan("plan_failed", record.subscription or default)
+
+    def _cost_event(self, record: UsageRecord, subscription: str) -> LagoEvent | None:
+        """Return the `llm_cost` event of a record, or None when it is unpriced."""
+        # Imported on first use: pricing loads the price database.
+        from .pricing import cost_event, default_pricer
+
+        try:
+            if self._pricer is None:
+                self._pricer = default_pricer()
+            cost = self._pricer.price(record)
+            if not cost.priced:
+                return None
+            return msgspec.convert(
+                cost_event(record, cost, subscription=subscription), LagoEvent
+            )
+        except Exception as exc:  # token events are sent instead
+            report_fault("pricing", exc)
+            return None
 
     # The hot path
 
@@ -726,6 +760,15 @@ def lago_settings(
     return api_key, url
 
 
+def _price_mode_from_env() -> PriceMode:
+    value = os.environ.get("TOKENWIRE_PRICE_MODE", "").strip().lower() or "tokens"
+    if value not in ("tokens", "cost", "both"):
+        raise ConfigurationError(
+            f"TOKENWIRE_PRICE_MODE must be 'tokens', 'cost' or 'both', got {value!r}"
+        )
+    return value  # type: ignore[return-value]
+
+
 def _meter_from_env() -> Meter:
     api_key, url = lago_settings(None, None)
     return Meter(
@@ -734,6 +777,7 @@ def _meter_from_env() -> Meter:
         lago_api_key=api_key,
         lago_url=url,
         default_subscription=_env_text("TOKENWIRE_DEFAULT_SUBSCRIPTION"),
+        price_mode=_price_mode_from_env(),
     )
 
 
@@ -773,6 +817,7 @@ def configure(
     event_codes: EventCodes | None = None,
     max_ring_records: int | None = None,
     unattributed: UnattributedPolicy | None = None,
+    price_mode: PriceMode | None = None,
 ) -> Meter:
     """Replace the process-wide meter; unset arguments come from the environment.
 
@@ -803,6 +848,7 @@ def configure(
         max_ring_records=(
             max_ring_records if max_ring_records is not None else DEFAULT_MAX_RING_RECORDS
         ),
+        price_mode=price_mode if price_mode is not None else _price_mode_from_env(),
     )
     global _meter
     with _meter_lock:

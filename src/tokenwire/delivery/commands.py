@@ -153,6 +153,7 @@ _DELIVERY_LABELS = {
     "unattributed": "unattributed (no subscription, no default): kept, not sent",
     "ledger_only": "written without a Lago API key: kept, not sent",
     "unplanned": "written before delivery existed: kept, not sent",
+    "plan_failed": "building its events failed (see the logs): kept, not sent",
 }
 
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import msgspec
 
@@ -30,10 +30,12 @@ from ..usage import UsageRecord
 
 __all__ = [
     "MAX_BATCH_EVENTS",
+    "CostEventBuilder",
     "DeliveryPlan",
     "DeliveryStatus",
     "EventCodes",
     "LagoEvent",
+    "PriceMode",
     "batch_payload",
     "build_events",
     "encode_event",
@@ -45,14 +47,17 @@ __all__ = [
 MAX_BATCH_EVENTS = 100
 """Events per request to `POST /api/v1/events/batch`; Lago rejects larger batches."""
 
-DeliveryStatus = Literal["queued", "zero_usage", "not_billable", "unattributed", "ledger_only"]
+DeliveryStatus = Literal[
+    "queued", "zero_usage", "not_billable", "unattributed", "ledger_only", "plan_failed"
+]
 """Delivery status of a record, set when it is written to the ledger.
 
 - `queued`: its events are in the outbox, waiting for or done with delivery;
 - `zero_usage`: billable, but every count is zero, so there is nothing to send;
 - `not_billable`: state `missing` or `error`, or no counts at all;
 - `unattributed`: billable, but no subscription and no default subscription;
-- `ledger_only`: billable and attributed, but no Lago API key was configured.
+- `ledger_only`: billable and attributed, but no Lago API key was configured;
+- `plan_failed`: building its events raised (a fault, logged and counted); kept, not sent.
 """
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -99,7 +104,7 @@ class EventCodes(msgspec.Struct, frozen=True, kw_only=True):
             )
 
 
-class LagoEvent(msgspec.Struct, frozen=True, kw_only=True):
+class LagoEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One Lago usage event, in the field order of Lago's batch API."""
 
     transaction_id: str
@@ -107,7 +112,9 @@ class LagoEvent(msgspec.Struct, frozen=True, kw_only=True):
     code: str
     timestamp: float
     """Unix seconds with millisecond precision (Lago accepts decimals)."""
-    properties: dict[str, str | int]
+    precise_total_amount_cents: str | None = None
+    """The amount of a cost event (Lago's dynamic charge model), a decimal string."""
+    properties: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class DeliveryPlan(msgspec.Struct, frozen=True):
@@ -210,12 +217,23 @@ def build_events(
     return tuple(events)
 
 
+PriceMode = Literal["tokens", "cost", "both"]
+"""What a billable record is sent as: token events, one cost event, or both.
+
+In `cost` mode a record without a full price is sent as token events instead."""
+
+CostEventBuilder = Callable[[UsageRecord, str], "LagoEvent | None"]
+"""Return the cost event of a record for a subscription, or None when it is unpriced."""
+
+
 def plan_delivery(
     record: UsageRecord,
     *,
     codes: EventCodes,
     default_subscription: str | None,
     lago_enabled: bool,
+    price_mode: PriceMode = "tokens",
+    cost_event: CostEventBuilder | None = None,
 ) -> DeliveryPlan:
     """Decide how `record` is billed: its status and, when queued, its events."""
     subscription = record.subscription or default_subscription
@@ -225,7 +243,16 @@ def plan_delivery(
         return DeliveryPlan("unattributed", None)
     if not lago_enabled:
         return DeliveryPlan("ledger_only", subscription)
-    events = build_events(record, subscription, codes)
+
+    priced = None
+    if price_mode != "tokens" and cost_event is not None:
+        priced = cost_event(record, subscription)
+    if price_mode == "cost" and priced is not None:
+        events: tuple[LagoEvent, ...] = (priced,)
+    else:
+        events = build_events(record, subscription, codes)
+        if priced is not None:
+            events = (*events, priced)
     if not events:
         return DeliveryPlan("zero_usage", subscription)
     return DeliveryPlan("queued", subscription, events)

@@ -48,7 +48,7 @@ import msgspec
 
 from ..errors import ConfigurationError
 from ..usage import UsageRecord
-from .events import DeliveryPlan, encode_event
+from .events import DeliveryPlan, LagoEvent, encode_event
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -379,7 +379,7 @@ class Ledger:
                         event.external_subscription_id,
                         event.transaction_id,
                         event.code,
-                        event.properties["value"],
+                        _event_value(event),
                         encode_event(event),
                         event.timestamp,
                         queued_at,
@@ -727,3 +727,10 @@ if hasattr(os, "register_at_fork"):
         after_in_parent=_after_fork_in_parent,
         after_in_child=_after_fork_in_child,
     )
+
+
+def _event_value(event: LagoEvent) -> int:
+    """Return the token count an outbox row shows: a token event's value, a cost event's tokens."""
+    properties = event.properties
+    value = properties.get("value", properties.get("tokens", 0))
+    return int(value)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import decimal
 import itertools
 import os
 import signal
@@ -143,7 +144,21 @@ def _check_event(event: Any, subscriptions: Collection[str] | None) -> dict[str,
             errors["properties"] = ["invalid_format"]
         elif "value" in properties and not _is_number(properties["value"]):
             errors["properties"] = ["value_is_not_valid_number"]
+    amount = event.get("precise_total_amount_cents")
+    if amount is not None and not _is_amount(amount):
+        errors["precise_total_amount_cents"] = ["value_is_not_valid_number"]
     return errors
+
+
+def _is_amount(value: Any) -> bool:
+    """Return whether `value` is a non-negative decimal amount, as Lago's dynamic charge needs."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return False
+    try:
+        amount = decimal.Decimal(str(value))
+    except decimal.InvalidOperation:
+        return False
+    return amount.is_finite() and amount >= 0
 
 
 class LagoServer:
@@ -503,6 +518,7 @@ class LagoServer:
             "lago_subscription_id": None,
             "external_subscription_id": event["external_subscription_id"],
             "properties": event.get("properties") or {},
+            "precise_total_amount_cents": event.get("precise_total_amount_cents"),
         }
 
 
