@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -258,3 +259,79 @@ def test_retried_attempts_billed_once(sink: RecordingSink) -> None:
     assert [record.state for record in sink.records] == ["error", "error", "complete"]
     assert [record.billable for record in sink.records] == [False, False, True]
     assert len({record.record_id for record in sink.records}) == 3
+
+
+# google-genai ---------------------------------------------------------------
+
+
+def _genai_client(sink: RecordingSink, *, fail_after: int | None = None) -> Any:
+    from google import genai
+    from google.genai import types
+
+    from tests.providers import test_sdk_genai as genai_fixtures
+
+    def respond(request: httpx2.Request) -> httpx2.Response:
+        response = genai_fixtures._reply(request, is_async=False)
+        if fail_after is not None:
+            chunks = list(response.stream)  # type: ignore[arg-type]
+            response = httpx2.Response(
+                200, headers=response.headers, stream=Body(chunks, fail_after)
+            )
+        return response
+
+    async def respond_async(request: httpx2.Request) -> httpx2.Response:
+        await request.aread()
+        return genai_fixtures._reply(request, is_async=True)
+
+    return genai.Client(
+        api_key="test-key",
+        http_options=types.HttpOptions(
+            httpx_client=tokenwire.MeteredClient(
+                transport=httpx2.MockTransport(respond), meter=sink
+            ),
+            httpx_async_client=tokenwire.AsyncMeteredClient(
+                transport=httpx2.MockTransport(respond_async), meter=sink
+            ),
+        ),
+    )
+
+
+def test_genai_stream_network_error_is_partial(sink: RecordingSink) -> None:
+    client = _genai_client(sink, fail_after=2)
+
+    with pytest.raises(httpx2.ReadError):
+        for _ in client.models.generate_content_stream(model="gemini-2.5-flash", contents="x"):
+            pass
+
+    assert _states(sink) == ["partial"]
+    assert sink.records[0].usage.input_tokens == 120
+
+
+def test_genai_stream_never_closed_collected(sink: RecordingSink) -> None:
+    client = _genai_client(sink)
+
+    stream = client.models.generate_content_stream(model="gemini-2.5-flash", contents="x")
+    next(iter(stream))
+    del stream
+
+    assert _states(sink) == ["partial"]
+
+
+@pytest.mark.anyio
+async def test_genai_async_stream_break(sink: RecordingSink) -> None:
+    client = _genai_client(sink)
+
+    stream = await client.aio.models.generate_content_stream(
+        model="gemini-2.5-flash", contents="x"
+    )
+    async for _ in stream:
+        break
+    await stream.aclose()
+    del stream
+    # google-genai leaves its inner generators over the response to the event
+    # loop's async-generator finalizer, which closes them a few iterations later.
+    for _ in range(30):
+        gc.collect()
+        await asyncio.sleep(0)
+
+    assert _states(sink) == ["partial"]

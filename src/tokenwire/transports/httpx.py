@@ -298,8 +298,8 @@ def _stream_classes(family: ModuleType) -> tuple[type[Any], type[Any]]:
                 if tail:
                     yield tail
             finally:
-                if eof:
-                    exchange.end(True)
+                # Also when the caller stops iterating early: the body is done with.
+                exchange.end(eof)
 
         def close(self) -> None:
             try:
@@ -326,8 +326,8 @@ def _stream_classes(family: ModuleType) -> tuple[type[Any], type[Any]]:
                 if tail:
                     yield tail
             finally:
-                if eof:
-                    exchange.end(True)
+                # Also when the caller stops iterating early: the body is done with.
+                exchange.end(eof)
 
         async def aclose(self) -> None:
             try:
