@@ -3,8 +3,9 @@
 It serves fixed responses that ship with tokenwire (`tokenwire/demo_data`):
 `POST .../chat/completions` and `POST .../v1/messages`, as JSON or, when the
 request body has `"stream": true`, as server-sent events written one event
-per socket write. JSON bodies are gzip-compressed when the request accepts
-gzip. It binds to 127.0.0.1 only and counts the requests it served.
+per socket write. Each response gets its own id, as from a real provider.
+JSON bodies are gzip-compressed when the request accepts gzip. It binds to
+127.0.0.1 only and counts the requests it served.
 
     with ProviderServer() as server:
         client = OpenAI(base_url=server.openai_base_url, api_key="test", ...)
@@ -63,7 +64,11 @@ class _Handler(BaseHTTPRequestHandler):
         stream = bool(body.get("stream"))
         with self.server.lock:
             self.server.served[family, stream] = self.server.served.get((family, stream), 0) + 1
-        payload = fixture_bytes(FIXTURES[family, stream])
+            serial = sum(self.server.served.values())
+        # Like a real provider, give every response its own id (`chatcmpl-demo…`, `msg_demo…`).
+        payload = fixture_bytes(FIXTURES[family, stream]).replace(
+            b'_demo', b"_r%04d_demo" % serial
+        ).replace(b"-demo", b"-r%04d-demo" % serial)
         if stream:
             self._send_events(payload)
         elif "gzip" in self.headers.get("accept-encoding", ""):
