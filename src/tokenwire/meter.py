@@ -200,6 +200,7 @@ class Meter:
         retry_max_s: float = DEFAULT_RETRY_MAX_S,
         lease_s: float | None = None,
         price_mode: PriceMode = "tokens",
+        configuration_problem: str | None = None,
     ) -> None:
         if price_mode not in ("tokens", "cost", "both"):
             raise ConfigurationError(
@@ -269,6 +270,8 @@ class Meter:
         self._default_subscription = default_subscription
         self._lago = lago
         self._price_mode: PriceMode = price_mode
+        self._configuration_problem = configuration_problem
+        self._held_queued = False
         self._pricer: Any = None
         self._sender_options = (lease_s, retry_initial_s, retry_max_s)
         self._init_state()
@@ -326,7 +329,21 @@ class Meter:
                         synchronous="FULL" if self.durability == "sync" else "NORMAL",
                     )
                 ledger = self._ledger
+        if self._lago is not None and not self._held_queued:
+            self._held_queued = True
+            self._queue_held(ledger)
         return ledger
+
+    def _queue_held(self, ledger: Ledger) -> None:
+        """Queue the events of records held while the configuration was invalid."""
+        try:
+            queued = ledger.queue_held(self.plan)
+        except Exception as exc:  # they stay held and are queued by the next meter
+            report_fault("ledger", exc)
+            return
+        if queued:
+            logger.info("tokenwire queued %d record(s) held while its configuration was invalid",
+                        queued)
 
     def plan(self, record: UsageRecord) -> DeliveryPlan:
         """Return the delivery status and Lago events this meter gives `record`."""
@@ -338,14 +355,18 @@ class Meter:
             else None
         )
         try:
-            return plan_delivery(
+            plan = plan_delivery(
                 record,
                 codes=self._codes,
                 default_subscription=default,
-                lago_enabled=self._lago is not None,
+                lago_enabled=self._lago is not None or self._configuration_problem is not None,
                 price_mode=self._price_mode,
                 cost_event=self._cost_event,
             )
+            if self._configuration_problem is not None and plan.status == "queued":
+                # Kept for the first meter with a valid configuration to queue.
+                return DeliveryPlan("held", plan.subscription)
+            return plan
         except Exception as exc:  # one faulty record must not block the ledger
             report_fault("delivery-plan", exc)
             return DeliveryPlan("plan_failed", record.subscription or default)
@@ -528,6 +549,8 @@ class Meter:
             delivered = after.delivered - sender_before.delivered
             dead_lettered = after.dead_lettered - sender_before.dead_lettered
             blocked = after.blocked
+        elif self._configuration_problem is not None:
+            blocked = f"the configuration is invalid: {self._configuration_problem}"
         elif pending_events:
             blocked = "no Lago API key is configured (TOKENWIRE_LAGO_API_KEY)"
         return FlushResult(
@@ -798,9 +821,11 @@ def get_meter() -> Meter:
                 except ConfigurationError as exc:
                     logger.error(
                         "tokenwire's environment configuration is invalid: %s. Records are "
-                        "kept in the ledger and not sent to Lago until it is fixed", exc,
+                        "held in the ledger and queued for Lago once it is fixed", exc,
                     )
-                    _meter = Meter(disabled=_env_flag("TOKENWIRE_DISABLED"))
+                    _meter = Meter(
+                        disabled=_env_flag("TOKENWIRE_DISABLED"), configuration_problem=str(exc)
+                    )
             meter = _meter
     return meter
 

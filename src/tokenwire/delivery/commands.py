@@ -154,6 +154,7 @@ _DELIVERY_LABELS = {
     "ledger_only": "written without a Lago API key: kept, not sent",
     "unplanned": "written before delivery existed: kept, not sent",
     "plan_failed": "building its events failed (see the logs): kept, not sent",
+    "held": "written while the configuration was invalid: queued once it is fixed",
 }
 
 

@@ -48,7 +48,7 @@ MAX_BATCH_EVENTS = 100
 """Events per request to `POST /api/v1/events/batch`; Lago rejects larger batches."""
 
 DeliveryStatus = Literal[
-    "queued", "zero_usage", "not_billable", "unattributed", "ledger_only", "plan_failed"
+    "queued", "zero_usage", "not_billable", "unattributed", "ledger_only", "plan_failed", "held"
 ]
 """Delivery status of a record, set when it is written to the ledger.
 
@@ -57,7 +57,9 @@ DeliveryStatus = Literal[
 - `not_billable`: state `missing` or `error`, or no counts at all;
 - `unattributed`: billable, but no subscription and no default subscription;
 - `ledger_only`: billable and attributed, but no Lago API key was configured;
-- `plan_failed`: building its events raised (a fault, logged and counted); kept, not sent.
+- `plan_failed`: building its events raised (a fault, logged and counted); kept, not sent;
+- `held`: billable and attributed, written while the configuration was invalid; the first
+  meter with a valid Lago configuration on this ledger queues its events.
 """
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

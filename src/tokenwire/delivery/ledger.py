@@ -618,6 +618,47 @@ class Ledger:
 
     # Reading records
 
+    def queue_held(self, planner: Callable[[UsageRecord], DeliveryPlan]) -> int:
+        """Plan the records held while the configuration was invalid; return how many queued."""
+        with self.lock:
+            held = [
+                _record_decoder.decode(text)
+                for (text,) in self._db.execute(
+                    "SELECT record FROM records WHERE delivery = 'held'"
+                ).fetchall()
+            ]
+        if not held:
+            return 0
+        queued_at = time.time()
+        plans = [(record, planner(record)) for record in held]
+        events = [
+            (
+                record.record_id,
+                event.external_subscription_id,
+                event.transaction_id,
+                event.code,
+                _event_value(event),
+                encode_event(event),
+                event.timestamp,
+                queued_at,
+            )
+            for record, plan in plans
+            for event in plan.events
+        ]
+        statuses = [(plan.status, record.record_id) for record, plan in plans]
+
+        def update() -> int:
+            self._db.executemany(_INSERT_EVENT, events)
+            self._db.executemany(
+                "UPDATE records SET delivery = ? WHERE record_id = ? AND delivery = 'held'",
+                statuses,
+            )
+            return sum(1 for status, _ in statuses if status == "queued")
+
+        with self.lock:
+            result: int = self._transaction(update)
+        return result
+
     def records(self) -> Iterator[UsageRecord]:
         """Yield every stored record, oldest first."""
         with self.lock:
