@@ -373,19 +373,7 @@ class Ledger:
             plan = planner(record) if planner is not None else None
             rows.append(_row(record, None if plan is None else plan.status))
             if plan is not None:
-                events += [
-                    (
-                        record.record_id,
-                        event.external_subscription_id,
-                        event.transaction_id,
-                        event.code,
-                        _event_value(event),
-                        encode_event(event),
-                        event.timestamp,
-                        queued_at,
-                    )
-                    for event in plan.events
-                ]
+                events += _outbox_rows(record, plan, queued_at)
 
         def insert() -> Written:
             before = self._db.total_changes
@@ -631,20 +619,7 @@ class Ledger:
             return 0
         queued_at = time.time()
         plans = [(record, planner(record)) for record in held]
-        events = [
-            (
-                record.record_id,
-                event.external_subscription_id,
-                event.transaction_id,
-                event.code,
-                _event_value(event),
-                encode_event(event),
-                event.timestamp,
-                queued_at,
-            )
-            for record, plan in plans
-            for event in plan.events
-        ]
+        events = [row for record, plan in plans for row in _outbox_rows(record, plan, queued_at)]
         statuses = [(plan.status, record.record_id) for record, plan in plans]
 
         def update() -> int:
@@ -768,6 +743,25 @@ if hasattr(os, "register_at_fork"):
         after_in_parent=_after_fork_in_parent,
         after_in_child=_after_fork_in_child,
     )
+
+
+def _outbox_rows(
+    record: UsageRecord, plan: DeliveryPlan, queued_at: float
+) -> list[tuple[Any, ...]]:
+    """Return the outbox rows (`_INSERT_EVENT` parameters) of a record's planned events."""
+    return [
+        (
+            record.record_id,
+            event.external_subscription_id,
+            event.transaction_id,
+            event.code,
+            _event_value(event),
+            encode_event(event),
+            event.timestamp,
+            queued_at,
+        )
+        for event in plan.events
+    ]
 
 
 def _event_value(event: LagoEvent) -> int:
