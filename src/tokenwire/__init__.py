@@ -41,7 +41,7 @@ from .transports.httpx import (
 from .usage import RecordState, Usage, UsageRecord
 
 if TYPE_CHECKING:
-    from .transports.aiobotocore import instrument_aiobotocore
+    from .transports.aiobotocore import instrument_aiobotocore, uninstrument_aiobotocore
     from .transports.botocore import instrument_boto3, uninstrument_boto3
 
 __version__ = "0.1.0"
@@ -85,6 +85,7 @@ __all__ = [
     "instrument_aiobotocore",
     "instrument_boto3",
     "shutdown",
+    "uninstrument_aiobotocore",
     "uninstrument_boto3",
     "wrap",
 ]
@@ -94,6 +95,7 @@ __all__ = [
 _LAZY_EXPORTS = {
     "instrument_aiobotocore": ".transports.aiobotocore",
     "instrument_boto3": ".transports.botocore",
+    "uninstrument_aiobotocore": ".transports.aiobotocore",
     "uninstrument_boto3": ".transports.botocore",
 }
 

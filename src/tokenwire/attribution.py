@@ -44,10 +44,8 @@ from collections.abc import (
     Awaitable,
     Callable,
     Generator,
-    Iterator,
     Mapping,
 )
-from contextlib import contextmanager
 from typing import Any, Final, Literal, ParamSpec, TypeVar, overload
 
 import msgspec
@@ -491,16 +489,6 @@ def wrap(func: Callable[_P, _R]) -> Callable[_P, _R]:
         return captured.copy().run(func, *args, **kwargs)
 
     return in_context
-
-
-@contextmanager
-def _isolated() -> Iterator[None]:
-    """Run a block with no attribution (used by tokenwire's own threads)."""
-    token = _scope.set(_EMPTY)
-    try:
-        yield
-    finally:
-        _scope.reset(token)
 
 
 def _bind(value: Attribution) -> contextvars.Context:
