@@ -67,8 +67,11 @@ def run(server: LagoServerProcess, folder: Path, record_count: int) -> dict[str,
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    meter = Meter(ledger=folder / f"memory-{record_count}.sqlite3",
-                  lago_api_key=server.api_key, lago_url=server.url)
+    meter = Meter(
+        ledger=folder / f"memory-{record_count}.sqlite3",
+        lago_api_key=server.api_key,
+        lago_url=server.url,
+    )
     started = time.perf_counter()
     for index in range(record_count):
         meter.emit(make_record(index))
@@ -97,8 +100,10 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--lago-delay-s", type=float, default=0.05)
     args = parser.parse_args()
-    with LagoServerProcess(delay_s=args.lago_delay_s) as server, \
-            tempfile.TemporaryDirectory() as name:
+    with (
+        LagoServerProcess(delay_s=args.lago_delay_s) as server,
+        tempfile.TemporaryDirectory() as name,
+    ):
         run(server, Path(name), 2_000)  # warm-up: imports, SQLite caches, first allocations
         for count in (args.records, args.records * args.scale):
             row = run(server, Path(name), count)

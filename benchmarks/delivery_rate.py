@@ -56,8 +56,7 @@ def _check(server: LagoServerProcess, expected: int, before: int) -> int:
 
 
 def drain(server: LagoServerProcess, folder: Path, records: list[UsageRecord]) -> dict[str, Any]:
-    meter = Meter(ledger=folder / "drain.sqlite3", lago_api_key=server.api_key,
-                  lago_url=server.url)
+    meter = Meter(ledger=folder / "drain.sqlite3", lago_api_key=server.api_key, lago_url=server.url)
     meter.ledger.write(records, meter.plan)
     before = server.statistics()["accepted"]
     started = time.perf_counter()
@@ -73,8 +72,7 @@ def drain(server: LagoServerProcess, folder: Path, records: list[UsageRecord]) -
 def end_to_end(
     server: LagoServerProcess, folder: Path, records: list[UsageRecord]
 ) -> dict[str, Any]:
-    meter = Meter(ledger=folder / "e2e.sqlite3", lago_api_key=server.api_key,
-                  lago_url=server.url)
+    meter = Meter(ledger=folder / "e2e.sqlite3", lago_api_key=server.api_key, lago_url=server.url)
     before = server.statistics()["accepted"]
     started = time.perf_counter()
     for record in records:

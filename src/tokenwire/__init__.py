@@ -1,8 +1,8 @@
 """tokenwire: meter LLM token usage on the wire and bill it through Lago.
 
-    client = OpenAI(http_client=tokenwire.MeteredClient())
-    with tokenwire.attribute(subscription="sub_acme", feature="search"):
-        client.chat.completions.create(...)
+client = OpenAI(http_client=tokenwire.MeteredClient())
+with tokenwire.attribute(subscription="sub_acme", feature="search"):
+    client.chat.completions.create(...)
 """
 
 from __future__ import annotations

@@ -131,9 +131,7 @@ _policy: _Policy | None = None
 """The policy in force; None until it is configured or first read from the environment."""
 
 
-def _checked_policy(
-    unattributed: str, default_subscription: str | None, *, source: str
-) -> _Policy:
+def _checked_policy(unattributed: str, default_subscription: str | None, *, source: str) -> _Policy:
     if unattributed not in _POLICIES:
         raise ConfigurationError(
             f"{source} must be one of {', '.join(_POLICIES)}, got {unattributed!r}"
@@ -223,8 +221,10 @@ def resolve(
     policy applies: under `raise` this raises `UnattributedError`.
     """
     scope = _scope.get()
-    resolved = scope if client_default is None else client_default.merged(
-        scope.subscription, scope.dimensions
+    resolved = (
+        scope
+        if client_default is None
+        else client_default.merged(scope.subscription, scope.dimensions)
     )
     if subscription is not None or dimensions:
         resolved = resolved.merged(subscription, dimensions or {})
@@ -319,9 +319,9 @@ def _validate(subscription: str | None, dimensions: Mapping[str, object]) -> dic
     return checked
 
 
-_open_scopes: contextvars.ContextVar[
-    tuple[tuple[_Scope, contextvars.Token[Attribution]], ...]
-] = contextvars.ContextVar("tokenwire_open_scopes", default=())
+_open_scopes: contextvars.ContextVar[tuple[tuple[_Scope, contextvars.Token[Attribution]], ...]] = (
+    contextvars.ContextVar("tokenwire_open_scopes", default=())
+)
 """The scopes entered in this context, innermost last, each with the token that undoes it.
 
 Kept per context, not on the scope object, because one `attribute()` object
@@ -360,9 +360,7 @@ class _Scope:
         return _Scope(self._subscription, self._dimensions)
 
     @overload
-    def __call__(
-        self, func: Callable[_P, Awaitable[_R]]
-    ) -> Callable[_P, Awaitable[_R]]: ...
+    def __call__(self, func: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]: ...
 
     @overload
     def __call__(self, func: Callable[_P, _R]) -> Callable[_P, _R]: ...

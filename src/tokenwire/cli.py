@@ -76,19 +76,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("paths", nargs="+", help="cassette files or folders (searched recursively)")
     replay.add_argument("--format", choices=("table", "jsonl"), default="table")
-    replay.add_argument("--cost", action="store_true",
-                        help="add cost_usd (a decimal string, null when unpriced) and "
-                             "cost_unpriced to every row")
+    replay.add_argument(
+        "--cost",
+        action="store_true",
+        help="add cost_usd (a decimal string, null when unpriced) and cost_unpriced to every row",
+    )
     pricing_commands.add_pricing_file_argument(replay)
 
     report = commands.add_parser(
         "report", help="token usage, provider cost, billed amount and margin from the ledger"
     )
-    report.add_argument("--ledger", type=Path, help="ledger file (default: TOKENWIRE_LEDGER or "
-                        "the per-user data directory)")
-    report.add_argument("--by", choices=REPORT_GROUPS,
-                        default="subscription", help="group rows by this field; feature is "
-                        "the attribution dimension set with attribute(feature=...)")
+    report.add_argument(
+        "--ledger",
+        type=Path,
+        help="ledger file (default: TOKENWIRE_LEDGER or the per-user data directory)",
+    )
+    report.add_argument(
+        "--by",
+        choices=REPORT_GROUPS,
+        default="subscription",
+        help="group rows by this field; feature is "
+        "the attribution dimension set with attribute(feature=...)",
+    )
     pricing_commands.add_pricing_file_argument(report)
 
     prices = commands.add_parser(
@@ -108,7 +117,8 @@ def _parser() -> argparse.ArgumentParser:
 
     # Listed for --help only: main() hands `bench` and its options to the runner unparsed.
     commands.add_parser(
-        "bench", add_help=False,
+        "bench",
+        add_help=False,
         help="run the overhead benchmarks of a source checkout (options: tokenwire bench --help)",
     )
     return parser
@@ -226,8 +236,12 @@ def replay_rows(
             else:
                 record = replay_interaction(interaction)
             row: dict[str, Any] = dict.fromkeys(REPLAY_KEYS)
-            row.update(source=str(path), interaction=interaction.index, metered=False,
-                       http_status=interaction.response.status)
+            row.update(
+                source=str(path),
+                interaction=interaction.index,
+                metered=False,
+                http_status=interaction.response.status,
+            )
             if record is not None:
                 usage = msgspec.structs.asdict(record.usage)
                 row.update({key: usage[key] for key in REPLAY_KEYS if key in usage})
@@ -265,18 +279,43 @@ def _replay(args: argparse.Namespace, console: Console) -> int:
         out.flush()
     else:
         table = Table(title=f"Replayed {len(rows)} interactions")
-        for column in ("source", "#", "provider", "api", "model", "state", "input", "cached",
-                       "cache write", "output", "reasoning", "total"):
+        for column in (
+            "source",
+            "#",
+            "provider",
+            "api",
+            "model",
+            "state",
+            "input",
+            "cached",
+            "cache write",
+            "output",
+            "reasoning",
+            "total",
+        ):
             table.add_column(column)
         if args.cost:
             table.add_column("cost USD", justify="right")
         for row in rows:
             cost = [row["cost_usd"] or ("unpriced" if row["metered"] else "-")] if args.cost else []
             table.add_row(
-                Path(row["source"]).name, str(row["interaction"]), row["provider"] or "-",
-                row["api"] or "-", row["model"] or "-", row["state"] or "not metered",
-                *(_count(row[key]) for key in ("input_tokens", "cached_input_tokens",
-                  "cache_creation_tokens", "output_tokens", "reasoning_tokens", "total_tokens")),
+                Path(row["source"]).name,
+                str(row["interaction"]),
+                row["provider"] or "-",
+                row["api"] or "-",
+                row["model"] or "-",
+                row["state"] or "not metered",
+                *(
+                    _count(row[key])
+                    for key in (
+                        "input_tokens",
+                        "cached_input_tokens",
+                        "cache_creation_tokens",
+                        "output_tokens",
+                        "reasoning_tokens",
+                        "total_tokens",
+                    )
+                ),
                 *cost,
             )
         console.print(table)

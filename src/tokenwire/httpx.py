@@ -11,8 +11,7 @@ try:
     import httpx
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
-        "tokenwire.httpx needs the httpx package; install it with "
-        "`pip install 'tokenwire[httpx]'`"
+        "tokenwire.httpx needs the httpx package; install it with `pip install 'tokenwire[httpx]'`"
     ) from exc
 
 from .transports.httpx import AsyncMeteredTransport, MeteredClientMixin, MeteredTransport

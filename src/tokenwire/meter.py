@@ -207,12 +207,12 @@ class Meter:
                 f"price_mode must be 'tokens', 'cost' or 'both', got {price_mode!r}"
             )
         if durability not in ("default", "sync"):
-            raise ConfigurationError(
-                f"durability must be 'default' or 'sync', got {durability!r}"
-            )
+            raise ConfigurationError(f"durability must be 'default' or 'sync', got {durability!r}")
         self.flush_interval_s = _positive_seconds("flush_interval_s", flush_interval_s)
-        if isinstance(max_ring_records, bool) or not isinstance(max_ring_records, int) or (
-            max_ring_records < 1
+        if (
+            isinstance(max_ring_records, bool)
+            or not isinstance(max_ring_records, int)
+            or (max_ring_records < 1)
         ):
             raise ConfigurationError(
                 f"max_ring_records must be a positive integer, got {max_ring_records!r}"
@@ -232,8 +232,7 @@ class Meter:
         retry_max_s = _positive_seconds("retry_max_s", retry_max_s)
         if retry_max_s < retry_initial_s:
             raise ConfigurationError(
-                f"retry_max_s ({retry_max_s}) must be at least retry_initial_s "
-                f"({retry_initial_s})"
+                f"retry_max_s ({retry_max_s}) must be at least retry_initial_s ({retry_initial_s})"
             )
         lago = None
         if lago_api_key is not None:
@@ -258,8 +257,10 @@ class Meter:
 
         self._ledger: Ledger | None = ledger if isinstance(ledger, Ledger) else None
         self._ledger_path: Path | None = (
-            ledger.path if isinstance(ledger, Ledger)
-            else Path(ledger) if ledger is not None
+            ledger.path
+            if isinstance(ledger, Ledger)
+            else Path(ledger)
+            if ledger is not None
             else None
         )
         self.durability: Durability = durability
@@ -342,17 +343,16 @@ class Meter:
             report_fault("ledger", exc)
             return
         if queued:
-            logger.info("tokenwire queued %d record(s) held while its configuration was invalid",
-                        queued)
+            logger.info(
+                "tokenwire queued %d record(s) held while its configuration was invalid", queued
+            )
 
     def plan(self, record: UsageRecord) -> DeliveryPlan:
         """Return the delivery status and Lago events this meter gives `record`."""
         # Under `keep_local` an unattributed record stays in the ledger even
         # when a default subscription exists.
         default = (
-            self._default_subscription
-            if unattributed_policy() == "default_subscription"
-            else None
+            self._default_subscription if unattributed_policy() == "default_subscription" else None
         )
         try:
             plan = plan_delivery(
@@ -382,9 +382,7 @@ class Meter:
             cost = self._pricer.price(record)
             if not cost.priced:
                 return None
-            return msgspec.convert(
-                cost_event(record, cost, subscription=subscription), LagoEvent
-            )
+            return msgspec.convert(cost_event(record, cost, subscription=subscription), LagoEvent)
         except Exception as exc:  # token events are sent instead
             report_fault("pricing", exc)
             return None
@@ -442,7 +440,8 @@ class Meter:
                 "tokenwire's record ring contains %d records (max_ring_records=%d): the ledger "
                 "writer is behind, so producing threads now write records to the ledger "
                 "themselves until it catches up; nothing is dropped",
-                depth, self._max_ring_records,
+                depth,
+                self._max_ring_records,
             )
 
     # Threads
@@ -616,8 +615,10 @@ class Meter:
         )
 
     def _has_work(self) -> bool:
-        return bool(self._ring) or self._writer is not None or (
-            self._sender is not None and self._sender.alive
+        return (
+            bool(self._ring)
+            or self._writer is not None
+            or (self._sender is not None and self._sender.alive)
         )
 
     # fork()
@@ -652,7 +653,10 @@ class _FaultLog:
             self._last[stage] = now
             logger.warning(
                 "tokenwire caught a fault in %s (%d so far): %s: %s",
-                stage, self.by_stage[stage], type(exc).__name__, exc,
+                stage,
+                self.by_stage[stage],
+                type(exc).__name__,
+                exc,
             )
 
 
@@ -749,15 +753,11 @@ def _env_text(name: str) -> str | None:
 def _durability_from_env() -> Durability:
     value = os.environ.get("TOKENWIRE_DURABILITY", "default").strip().lower() or "default"
     if value not in ("default", "sync"):
-        raise ConfigurationError(
-            f"TOKENWIRE_DURABILITY must be 'default' or 'sync', got {value!r}"
-        )
+        raise ConfigurationError(f"TOKENWIRE_DURABILITY must be 'default' or 'sync', got {value!r}")
     return "sync" if value == "sync" else "default"
 
 
-def lago_settings(
-    api_key: str | None, url: str | None
-) -> tuple[str | None, str | None]:
+def lago_settings(api_key: str | None, url: str | None) -> tuple[str | None, str | None]:
     """Return the Lago (API key, URL): arguments first, then the environment.
 
     Raises `ConfigurationError` naming the argument or the environment
@@ -821,7 +821,8 @@ def get_meter() -> Meter:
                 except ConfigurationError as exc:
                     logger.error(
                         "tokenwire's environment configuration is invalid: %s. Records are "
-                        "held in the ledger and queued for Lago once it is fixed", exc,
+                        "held in the ledger and queued for Lago once it is fixed",
+                        exc,
                     )
                     _meter = Meter(
                         disabled=_env_flag("TOKENWIRE_DISABLED"), configuration_problem=str(exc)

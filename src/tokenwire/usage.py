@@ -102,9 +102,7 @@ def new_record_id() -> str:
     digits = ((ms & 0xFFFF_FFFF_FFFF).to_bytes(6, "big") + os.urandom(10)).hex()
     # Version 7 in the 13th hex digit; variant 10 in the two high bits of the 17th.
     variant = "89ab"[int(digits[16], 16) & 0x3]
-    return (
-        f"{digits[:8]}-{digits[8:12]}-7{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
-    )
+    return f"{digits[:8]}-{digits[8:12]}-7{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
 
 
 def _utc_now() -> dt.datetime:

@@ -52,35 +52,35 @@ ROUTES: Final[dict[tuple[str, str], Route]] = {
     ("openai", "chat"): Route(provider="openai", api="chat_completions", shape="openai_chat"),
     ("openai", "responses"): Route(provider="openai", api="responses", shape="openai_responses"),
     ("openai", "embeddings"): Route(provider="openai", api="embeddings", shape="openai_chat"),
-    ("azure", "chat"): Route(provider="azure_openai", api="chat_completions",
-                             shape="openai_chat"),
-    ("azure", "responses"): Route(provider="azure_openai", api="responses",
-                                  shape="openai_responses"),
-    ("azure", "embeddings"): Route(provider="azure_openai", api="embeddings",
-                                   shape="openai_chat"),
+    ("azure", "chat"): Route(provider="azure_openai", api="chat_completions", shape="openai_chat"),
+    ("azure", "responses"): Route(
+        provider="azure_openai", api="responses", shape="openai_responses"
+    ),
+    ("azure", "embeddings"): Route(provider="azure_openai", api="embeddings", shape="openai_chat"),
     # Claude on Azure AI Foundry: the Messages API under *.services.ai.azure.com.
-    ("azure", "anthropic"): Route(provider="azure_openai", api="messages",
-                                  shape="anthropic_messages"),
-    ("anthropic", "default"): Route(provider="anthropic", api="messages",
-                                    shape="anthropic_messages"),
+    ("azure", "anthropic"): Route(
+        provider="azure_openai", api="messages", shape="anthropic_messages"
+    ),
+    ("anthropic", "default"): Route(
+        provider="anthropic", api="messages", shape="anthropic_messages"
+    ),
     # Anthropic's OpenAI-compatible endpoint, api.anthropic.com/v1/chat/completions.
-    ("anthropic", "chat"): Route(provider="anthropic", api="chat_completions",
-                                 shape="openai_chat"),
+    ("anthropic", "chat"): Route(provider="anthropic", api="chat_completions", shape="openai_chat"),
     ("deepseek", "chat"): Route(provider="deepseek", api="chat_completions", shape="openai_chat"),
     ("groq", "default"): Route(provider="groq", api="chat_completions", shape="openai_chat"),
-    ("mistral", "default"): Route(provider="mistral", api="chat_completions",
-                                  shape="openai_chat"),
-    ("openrouter", "chat"): Route(provider="openrouter", api="chat_completions",
-                                  shape="openai_chat"),
-    ("fireworks", "chat"): Route(provider="fireworks", api="chat_completions",
-                                 shape="openai_chat"),
+    ("mistral", "default"): Route(provider="mistral", api="chat_completions", shape="openai_chat"),
+    ("openrouter", "chat"): Route(
+        provider="openrouter", api="chat_completions", shape="openai_chat"
+    ),
+    ("fireworks", "chat"): Route(provider="fireworks", api="chat_completions", shape="openai_chat"),
     ("x-ai", "chat"): Route(provider="xai", api="chat_completions", shape="openai_chat"),
     ("google", "default"): Route(provider="gemini", api="generate_content", shape="gemini"),
     # Gemini's OpenAI-compatible endpoint, generativelanguage.googleapis.com/v1beta/openai.
     ("google", "chat"): Route(provider="gemini", api="chat_completions", shape="openai_chat"),
     # Claude on Vertex AI: rawPredict returns a Messages body.
-    ("google", "anthropic"): Route(provider="vertex_ai", api="messages",
-                                   shape="anthropic_messages"),
+    ("google", "anthropic"): Route(
+        provider="vertex_ai", api="messages", shape="anthropic_messages"
+    ),
     ("aws", "default"): Route(provider="bedrock", api="converse", shape="bedrock_converse"),
     # InvokeModel with an Anthropic model returns a Messages body.
     ("aws", "anthropic"): Route(provider="bedrock", api="invoke_model", shape="bedrock_invoke"),
@@ -99,12 +99,15 @@ def _cases() -> dict[tuple[str, str], list[dict[str, Any]]]:
                 if "input_price" not in extractor:
                     continue
                 key = (extractor["provider_id"], extractor["api_flavor"])
-                cases[key].append({
-                    "body": body["body"],
-                    "model": body.get("model"),
-                    "usage": group["usage"],
-                    "price": Decimal(extractor["input_price"]) + Decimal(extractor["output_price"]),
-                })
+                cases[key].append(
+                    {
+                        "body": body["body"],
+                        "model": body.get("model"),
+                        "usage": group["usage"],
+                        "price": Decimal(extractor["input_price"])
+                        + Decimal(extractor["output_price"]),
+                    }
+                )
     return dict(cases)
 
 
@@ -131,8 +134,12 @@ def _installed_price(case: dict[str, Any], key: tuple[str, str]) -> Decimal | No
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             extracted = extract_usage(case["body"], provider_id=provider_id, api_flavor=flavor)
-            price = calc_price(extracted.usage, case["model"], provider_id=provider_id,
-                               genai_request_timestamp=PRICED_AT)
+            price = calc_price(
+                extracted.usage,
+                case["model"],
+                provider_id=provider_id,
+                genai_request_timestamp=PRICED_AT,
+            )
     except (LookupError, ValueError):
         return None
     return price.input_price + price.output_price
@@ -158,7 +165,8 @@ def _priced_in_data(cost: Cost, key: tuple[str, str]) -> list[str]:
 def _ambiguous_counts(cost: Cost, token_class: str) -> bool:
     """Whether tokenwire left a class unpriced because the usage cannot be split exactly."""
     return any(
-        line.token_class == token_class and line.note is not None
+        line.token_class == token_class
+        and line.note is not None
         and "does not say how many" in line.note
         for line in cost.lines
     )
@@ -200,12 +208,12 @@ def compare(key: tuple[str, str]) -> Outcome:
 
         if not cost.priced:
             wrongly_unpriced = [
-                name for name in _priced_in_data(cost, key)
-                if not _ambiguous_counts(cost, name)
+                name for name in _priced_in_data(cost, key) if not _ambiguous_counts(cost, name)
             ]
             if wrongly_unpriced:
-                outcome.mismatches.append(f"{where}: {wrongly_unpriced} unpriced but priced "
-                                          f"in the data ({detail})")
+                outcome.mismatches.append(
+                    f"{where}: {wrongly_unpriced} unpriced but priced in the data ({detail})"
+                )
             else:
                 outcome.left_unpriced.append(f"{where}: no price for {', '.join(cost.unpriced)}")
             continue

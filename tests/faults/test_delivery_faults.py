@@ -56,10 +56,10 @@ def expected_events(records: list[UsageRecord]) -> set[tuple[str, str]]:
     """Return the (subscription, transaction id) pairs these records bill."""
     keys = set()
     for record in records:
-        plan = plan_delivery(record, codes=EventCodes(), default_subscription=None,
-                             lago_enabled=True)
-        keys.update((event.external_subscription_id, event.transaction_id)
-                    for event in plan.events)
+        plan = plan_delivery(
+            record, codes=EventCodes(), default_subscription=None, lago_enabled=True
+        )
+        keys.update((event.external_subscription_id, event.transaction_id) for event in plan.events)
     return keys
 
 
@@ -97,8 +97,13 @@ def lago() -> Iterator[LagoServer]:
 
 
 def test_outage_then_errors_then_rate_limit(tmp_path: Path, lago: LagoServer) -> None:
-    meter = Meter(ledger=tmp_path / "ledger.sqlite3", lago_api_key=DEFAULT_API_KEY,
-                  lago_url=lago.url, flush_interval_s=0.02, **FAST_RETRY)
+    meter = Meter(
+        ledger=tmp_path / "ledger.sqlite3",
+        lago_api_key=DEFAULT_API_KEY,
+        lago_url=lago.url,
+        flush_interval_s=0.02,
+        **FAST_RETRY,
+    )
     records = [make_record(index) for index in range(300)]
     lago.go_down()
 
@@ -118,12 +123,13 @@ def test_outage_then_errors_then_rate_limit(tmp_path: Path, lago: LagoServer) ->
     rate_limited = statuses.index(429)
     assert while_down.delivered == 0
     assert while_down.pending_events == 600
-    assert statuses[:rate_limited + 1] == [500, 500, 500, 429]
-    assert set(statuses[rate_limited + 1:]) == {200}
+    assert statuses[: rate_limited + 1] == [500, 500, 500, 429]
+    assert set(statuses[rate_limited + 1 :]) == {200}
     # A request already in flight when the 429 came back may still arrive;
     # none may be sent until Retry-After has passed.
     too_soon = [
-        request for request in requests[rate_limited + 1:]
+        request
+        for request in requests[rate_limited + 1 :]
         if request.at - requests[rate_limited].at < 1.0
     ]
     assert len(too_soon) <= MAX_IN_FLIGHT - 1, "Retry-After was not honoured"
@@ -184,8 +190,12 @@ def test_smaller_server_batch_limit_adapts(tmp_path: Path) -> None:
     records = [make_record(index) for index in range(60)]
 
     with LagoServer(max_batch_events=30) as small:
-        meter = Meter(ledger=tmp_path / "ledger.sqlite3", lago_api_key=DEFAULT_API_KEY,
-                      lago_url=small.url, **FAST_RETRY)
+        meter = Meter(
+            ledger=tmp_path / "ledger.sqlite3",
+            lago_api_key=DEFAULT_API_KEY,
+            lago_url=small.url,
+            **FAST_RETRY,
+        )
         for record in records:
             meter.emit(record)
         result = meter.shutdown(timeout_s=20)
@@ -200,8 +210,12 @@ def test_smaller_server_batch_limit_adapts(tmp_path: Path) -> None:
 def test_unindexed_rejection_halves_batch(tmp_path: Path, lago: LagoServer) -> None:
     records = [make_record(index) for index in range(20)]
     lago.fail_next(1, status=400)
-    meter = Meter(ledger=tmp_path / "ledger.sqlite3", lago_api_key=DEFAULT_API_KEY,
-                  lago_url=lago.url, **FAST_RETRY)
+    meter = Meter(
+        ledger=tmp_path / "ledger.sqlite3",
+        lago_api_key=DEFAULT_API_KEY,
+        lago_url=lago.url,
+        **FAST_RETRY,
+    )
 
     for record in records:
         meter.emit(record)
@@ -232,14 +246,12 @@ def test_unindexed_rejection_of_one_event(tmp_path: Path, lago: LagoServer) -> N
 
 def test_delivered_elsewhere_counts_as_delivered(tmp_path: Path, lago: LagoServer) -> None:
     records = [make_record(index) for index in range(40)]
-    first = Meter(ledger=tmp_path / "a.sqlite3", lago_api_key=DEFAULT_API_KEY,
-                  lago_url=lago.url)
+    first = Meter(ledger=tmp_path / "a.sqlite3", lago_api_key=DEFAULT_API_KEY, lago_url=lago.url)
     for record in records[:25]:
         first.emit(record)
     first.shutdown(timeout_s=10)
 
-    second = Meter(ledger=tmp_path / "b.sqlite3", lago_api_key=DEFAULT_API_KEY,
-                   lago_url=lago.url)
+    second = Meter(ledger=tmp_path / "b.sqlite3", lago_api_key=DEFAULT_API_KEY, lago_url=lago.url)
     for record in records:
         second.emit(record)
     result = second.shutdown(timeout_s=10)
@@ -302,8 +314,15 @@ def kill_mid_send(
     path = tmp_path / "ledger.sqlite3"
     lago.set_delay(0.3, after_processing=True)  # stored, but the response comes late
     process = subprocess.Popen(
-        [sys.executable, str(APPS), "produce", str(path), lago.url, durability,
-         str(flush_interval_s)],
+        [
+            sys.executable,
+            str(APPS),
+            "produce",
+            str(path),
+            lago.url,
+            durability,
+            str(flush_interval_s),
+        ],
         stdout=subprocess.PIPE,
         env=child_env(lago),
     )
@@ -329,9 +348,19 @@ def kill_mid_send(
 def recover(lago: LagoServer, path: Path) -> None:
     """Deliver what the killed process left, from a new process on the same ledger."""
     finished = subprocess.run(
-        [sys.executable, "-m", "tokenwire.cli", "flush", "--ledger", str(path),
-         "--timeout-s", "30"],
-        env=child_env(lago), capture_output=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "tokenwire.cli",
+            "flush",
+            "--ledger",
+            str(path),
+            "--timeout-s",
+            "30",
+        ],
+        env=child_env(lago),
+        capture_output=True,
+        timeout=60,
     )
     assert finished.returncode == 0, finished.stdout + finished.stderr
 
@@ -382,7 +411,9 @@ def test_fork_threads_asyncio_no_loss(tmp_path: Path, lago: LagoServer) -> None:
 
     finished = subprocess.run(
         [sys.executable, str(APPS), "fork-mix", str(path), lago.url, str(out_dir)],
-        env=child_env(lago), capture_output=True, timeout=60,
+        env=child_env(lago),
+        capture_output=True,
+        timeout=60,
     )
 
     assert finished.returncode == 0, finished.stderr.decode()

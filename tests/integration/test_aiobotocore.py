@@ -41,64 +41,109 @@ pytestmark = pytest.mark.anyio
 
 MODEL = "eu.anthropic.claude-haiku-4-5-20251001-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "hi"}]}]
-INVOKE_BODY = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10,
-                          "messages": [{"role": "user", "content": "hi"}]})
+INVOKE_BODY = json.dumps(
+    {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+)
 
 CONVERSE_REPLY = Reply(
     200,
     {"content-type": "application/json", "x-amzn-RequestId": "req-converse"},
-    [json.dumps({
-        "output": {"message": {"role": "assistant", "content": [{"text": "5"}]}},
-        "stopReason": "end_turn",
-        "usage": {"inputTokens": 10, "outputTokens": 2, "totalTokens": 1310,
-                  "cacheReadInputTokens": 0, "cacheWriteInputTokens": 1298},
-        "metrics": {"latencyMs": 797},
-    }).encode()],
+    [
+        json.dumps(
+            {
+                "output": {"message": {"role": "assistant", "content": [{"text": "5"}]}},
+                "stopReason": "end_turn",
+                "usage": {
+                    "inputTokens": 10,
+                    "outputTokens": 2,
+                    "totalTokens": 1310,
+                    "cacheReadInputTokens": 0,
+                    "cacheWriteInputTokens": 1298,
+                },
+                "metrics": {"latencyMs": 797},
+            }
+        ).encode()
+    ],
 )
 CONVERSE_STREAM_FRAMES = [
     event_frame("messageStart", {"role": "assistant"}),
     event_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hi"}}),
     event_frame("contentBlockStop", {"contentBlockIndex": 0}),
     event_frame("messageStop", {"stopReason": "end_turn"}),
-    event_frame("metadata", {"usage": {"inputTokens": 13, "outputTokens": 82, "totalTokens": 95},
-                             "metrics": {"latencyMs": 522}}),
+    event_frame(
+        "metadata",
+        {
+            "usage": {"inputTokens": 13, "outputTokens": 82, "totalTokens": 95},
+            "metrics": {"latencyMs": 522},
+        },
+    ),
 ]
 CONVERSE_STREAM_REPLY = Reply(
-    200, {"content-type": EVENTSTREAM_CONTENT_TYPE, "x-amzn-RequestId": "req-converse-stream"},
+    200,
+    {"content-type": EVENTSTREAM_CONTENT_TYPE, "x-amzn-RequestId": "req-converse-stream"},
     CONVERSE_STREAM_FRAMES,
 )
-INVOKE_REPLY_BODY = json.dumps({
-    "id": "msg_bdrk_01", "type": "message", "role": "assistant",
-    "model": "claude-haiku-4-5-20251001", "content": [{"type": "text", "text": "Hi"}],
-    "usage": {"input_tokens": 3, "cache_read_input_tokens": 9511,
-              "cache_creation_input_tokens": 1956, "output_tokens": 44},
-}).encode()
+INVOKE_REPLY_BODY = json.dumps(
+    {
+        "id": "msg_bdrk_01",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-haiku-4-5-20251001",
+        "content": [{"type": "text", "text": "Hi"}],
+        "usage": {
+            "input_tokens": 3,
+            "cache_read_input_tokens": 9511,
+            "cache_creation_input_tokens": 1956,
+            "output_tokens": 44,
+        },
+    }
+).encode()
 INVOKE_REPLY = Reply(
     200,
-    {"content-type": "application/json", "x-amzn-RequestId": "req-invoke",
-     "x-amzn-bedrock-input-token-count": "3", "x-amzn-bedrock-output-token-count": "44",
-     "x-amzn-bedrock-cache-read-input-token-count": "9511",
-     "x-amzn-bedrock-cache-write-input-token-count": "1956"},
+    {
+        "content-type": "application/json",
+        "x-amzn-RequestId": "req-invoke",
+        "x-amzn-bedrock-input-token-count": "3",
+        "x-amzn-bedrock-output-token-count": "44",
+        "x-amzn-bedrock-cache-read-input-token-count": "9511",
+        "x-amzn-bedrock-cache-write-input-token-count": "1956",
+    },
     [INVOKE_REPLY_BODY[:40], INVOKE_REPLY_BODY[40:]],
 )
 NOVA_STREAM_EVENTS: list[dict[str, Any]] = [
     {"messageStart": {"role": "assistant"}},
     {"contentBlockDelta": {"delta": {"text": "Hello"}, "contentBlockIndex": 0}},
     {"messageStop": {"stopReason": "end_turn"}},
-    {"metadata": {"usage": {"inputTokens": 12, "outputTokens": 13}},
-     "amazon-bedrock-invocationMetrics": {"inputTokenCount": 12, "outputTokenCount": 13,
-                                          "invocationLatency": 244, "firstByteLatency": 127}},
+    {
+        "metadata": {"usage": {"inputTokens": 12, "outputTokens": 13}},
+        "amazon-bedrock-invocationMetrics": {
+            "inputTokenCount": 12,
+            "outputTokenCount": 13,
+            "invocationLatency": 244,
+            "firstByteLatency": 127,
+        },
+    },
 ]
 INVOKE_STREAM_REPLY = Reply(
     200,
-    {"content-type": EVENTSTREAM_CONTENT_TYPE, "x-amzn-RequestId": "req-invoke-stream",
-     "X-Amzn-Bedrock-Content-Type": "application/json"},
+    {
+        "content-type": EVENTSTREAM_CONTENT_TYPE,
+        "x-amzn-RequestId": "req-invoke-stream",
+        "X-Amzn-Bedrock-Content-Type": "application/json",
+    },
     [chunk_frame(event) for event in NOVA_STREAM_EVENTS],
 )
 THROTTLED_REPLY = Reply(
     429,
-    {"content-type": "application/json", "x-amzn-RequestId": "req-throttled",
-     "x-amzn-ErrorType": "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/"},
+    {
+        "content-type": "application/json",
+        "x-amzn-RequestId": "req-throttled",
+        "x-amzn-ErrorType": "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/",
+    },
     [b'{"message":"Too many requests, please wait before trying again."}'],
 )
 
@@ -114,23 +159,30 @@ class Operation:
 
 OPERATIONS = {
     "converse": Operation(CONVERSE_REPLY, (10, 0, 1298, 2, 1310), "req-converse", None),
-    "converse_stream": Operation(CONVERSE_STREAM_REPLY, (13, None, None, 82, 95),
-                                 "req-converse-stream", None),
-    "invoke_model": Operation(INVOKE_REPLY, (3, 9511, 1956, 44, None), "req-invoke",
-                              "claude-haiku-4-5-20251001"),
+    "converse_stream": Operation(
+        CONVERSE_STREAM_REPLY, (13, None, None, 82, 95), "req-converse-stream", None
+    ),
+    "invoke_model": Operation(
+        INVOKE_REPLY, (3, 9511, 1956, 44, None), "req-invoke", "claude-haiku-4-5-20251001"
+    ),
     "invoke_model_with_response_stream": Operation(
-        INVOKE_STREAM_REPLY, (12, None, None, 13, None), "req-invoke-stream", None),
+        INVOKE_STREAM_REPLY, (12, None, None, 13, None), "req-invoke-stream", None
+    ),
 }
 STREAM_MEMBER = {"converse_stream": "stream", "invoke_model_with_response_stream": "body"}
 EXCEPTION_REPLIES = {
     "converse_stream": Reply(
-        200, dict(CONVERSE_STREAM_REPLY.headers),
+        200,
+        dict(CONVERSE_STREAM_REPLY.headers),
         [*CONVERSE_STREAM_FRAMES[:2], exception_frame("throttlingException", "slow down")],
     ),
     "invoke_model_with_response_stream": Reply(
-        200, dict(INVOKE_STREAM_REPLY.headers),
-        [chunk_frame(NOVA_STREAM_EVENTS[0]),
-         exception_frame("modelStreamErrorException", "stopped")],
+        200,
+        dict(INVOKE_STREAM_REPLY.headers),
+        [
+            chunk_frame(NOVA_STREAM_EVENTS[0]),
+            exception_frame("modelStreamErrorException", "stopped"),
+        ],
     ),
 }
 
@@ -143,8 +195,13 @@ def params_for(method: str) -> dict[str, Any]:
 
 def counts(record: UsageRecord) -> tuple[int | None, ...]:
     usage = record.usage
-    return (usage.input_tokens, usage.cached_input_tokens, usage.cache_creation_tokens,
-            usage.output_tokens, usage.total_tokens)
+    return (
+        usage.input_tokens,
+        usage.cached_input_tokens,
+        usage.cache_creation_tokens,
+        usage.output_tokens,
+        usage.total_tokens,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -185,8 +242,14 @@ class Clients:
         self._server = server
         self._contexts: list[Any] = []
 
-    async def new(self, *, sink: RecordingSink | None = None, session: Any = None,
-                  instrument: bool = True, **options: Any) -> Any:
+    async def new(
+        self,
+        *,
+        sink: RecordingSink | None = None,
+        session: Any = None,
+        instrument: bool = True,
+        **options: Any,
+    ) -> Any:
         session = session or shared_session()
         context = session.create_client("bedrock-runtime", endpoint_url=self._server.endpoint_url)
         client = await context.__aenter__()
@@ -219,8 +282,11 @@ async def call_and_read(client: Any, method: str) -> dict[str, Any]:
         async with response["body"] as body:
             response["body"] = await body.read()
     metadata = dict(response["ResponseMetadata"])
-    metadata["HTTPHeaders"] = {name: value for name, value in metadata["HTTPHeaders"].items()
-                               if name not in ("date", "server")}
+    metadata["HTTPHeaders"] = {
+        name: value
+        for name, value in metadata["HTTPHeaders"].items()
+        if name not in ("date", "server")
+    }
     response["ResponseMetadata"] = metadata
     return response
 

@@ -285,9 +285,7 @@ def test_decorated_generator_scopes_each_step(sink: RecordingSink) -> None:
 
     assert seen_by_generator == ["sub_generator"] * 3
     assert seen_by_consumer == ["sub_consumer"] * 3
-    assert [record.subscription for record in sink.records] == [
-        "sub_generator", "sub_consumer"
-    ] * 3
+    assert [record.subscription for record in sink.records] == ["sub_generator", "sub_consumer"] * 3
     assert sink.records[0].dimensions == {"feature": "summaries"}
 
 
@@ -328,7 +326,8 @@ async def test_decorated_async_generator_scopes_each_step(sink: RecordingSink) -
             await _drain_stream(index, openai_client, anthropic_client)
 
     assert [record.subscription for record in sink.records] == [
-        "sub_async_generator", "sub_consumer"
+        "sub_async_generator",
+        "sub_consumer",
     ] * 4
 
 

@@ -38,7 +38,9 @@ class SeenRequests:
 
     def override_headers_seen(self) -> list[str]:
         return [
-            name for request in self.requests for name in OVERRIDE_HEADERS
+            name
+            for request in self.requests
+            for name in OVERRIDE_HEADERS
             if name in request.headers
         ]
 
@@ -242,9 +244,7 @@ def test_invalid_dimensions_keep_valid_subscription(sink: RecordingSink) -> None
     seen = SeenRequests()
     client = _openai(seen, sink)
 
-    _openai_json(
-        client, {"X-Tokenwire-Subscription": "sub_header", "X-Tokenwire-Dimensions": "{"}
-    )
+    _openai_json(client, {"X-Tokenwire-Subscription": "sub_header", "X-Tokenwire-Dimensions": "{"})
 
     [record] = sink.records
     assert (record.subscription, record.dimensions) == ("sub_header", {})
@@ -364,7 +364,9 @@ def test_raise_policy_accepts_any_attribution(sink: RecordingSink) -> None:
     client.models.list()  # not an LLM call: never checked
 
     assert [record.subscription for record in sink.records] == [
-        "sub_scope", "sub_header", "sub_default"
+        "sub_scope",
+        "sub_header",
+        "sub_default",
     ]
     assert len(seen.requests) == 4
 

@@ -42,27 +42,40 @@ from tokenwire.usage import UsageRecord
 
 ENDPOINT = "https://bedrock-runtime.us-east-1.amazonaws.com"
 MODEL = "us.anthropic.claude-3-5-sonnet-20240620-v1:0"
-ARN_MODEL = (
-    "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6"
-)
+ARN_MODEL = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6"
 MESSAGES = [{"role": "user", "content": [{"text": "hi"}]}]
-INVOKE_BODY = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10,
-                          "messages": [{"role": "user", "content": "hi"}]})
+INVOKE_BODY = json.dumps(
+    {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+)
 
 # --- Scripted responses ---------------------------------------------------------------
 
 CONVERSE_REPLY = Reply(
     200,
     {"content-type": "application/json", "x-amzn-RequestId": "req-converse"},
-    [json.dumps({
-        "output": {"message": {"role": "assistant", "content": [{"text": "Hello"}]}},
-        "stopReason": "end_turn",
-        "usage": {"inputTokens": 3, "outputTokens": 121, "totalTokens": 2072,
-                  "cacheReadInputTokens": 1712, "cacheWriteInputTokens": 236,
-                  "cacheReadInputTokenCount": 1712, "cacheWriteInputTokenCount": 236,
-                  "cacheDetails": [{"inputTokens": 236, "ttl": "5m"}]},
-        "metrics": {"latencyMs": 2818},
-    }).encode()],
+    [
+        json.dumps(
+            {
+                "output": {"message": {"role": "assistant", "content": [{"text": "Hello"}]}},
+                "stopReason": "end_turn",
+                "usage": {
+                    "inputTokens": 3,
+                    "outputTokens": 121,
+                    "totalTokens": 2072,
+                    "cacheReadInputTokens": 1712,
+                    "cacheWriteInputTokens": 236,
+                    "cacheReadInputTokenCount": 1712,
+                    "cacheWriteInputTokenCount": 236,
+                    "cacheDetails": [{"inputTokens": 236, "ttl": "5m"}],
+                },
+                "metrics": {"latencyMs": 2818},
+            }
+        ).encode()
+    ],
 )
 
 CONVERSE_STREAM_FRAMES = [
@@ -71,8 +84,13 @@ CONVERSE_STREAM_FRAMES = [
     event_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "lo"}}),
     event_frame("contentBlockStop", {"contentBlockIndex": 0}),
     event_frame("messageStop", {"stopReason": "end_turn"}),
-    event_frame("metadata", {"usage": {"inputTokens": 37, "outputTokens": 8, "totalTokens": 45},
-                             "metrics": {"latencyMs": 508}}),
+    event_frame(
+        "metadata",
+        {
+            "usage": {"inputTokens": 37, "outputTokens": 8, "totalTokens": 45},
+            "metrics": {"latencyMs": 508},
+        },
+    ),
 ]
 CONVERSE_STREAM_REPLY = Reply(
     200,
@@ -80,13 +98,22 @@ CONVERSE_STREAM_REPLY = Reply(
     CONVERSE_STREAM_FRAMES,
 )
 
-INVOKE_REPLY_BODY = json.dumps({
-    "id": "msg_bdrk_01", "type": "message", "role": "assistant",
-    "model": "claude-3-5-haiku-20241022",
-    "content": [{"type": "text", "text": "Hello"}], "stop_reason": "end_turn",
-    "usage": {"input_tokens": 4, "cache_creation_input_tokens": 18131,
-              "cache_read_input_tokens": 0, "output_tokens": 50},
-}).encode()
+INVOKE_REPLY_BODY = json.dumps(
+    {
+        "id": "msg_bdrk_01",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-3-5-haiku-20241022",
+        "content": [{"type": "text", "text": "Hello"}],
+        "stop_reason": "end_turn",
+        "usage": {
+            "input_tokens": 4,
+            "cache_creation_input_tokens": 18131,
+            "cache_read_input_tokens": 0,
+            "output_tokens": 50,
+        },
+    }
+).encode()
 INVOKE_REPLY = Reply(
     200,
     {
@@ -103,26 +130,45 @@ INVOKE_REPLY = Reply(
 )
 
 INVOKE_STREAM_EVENTS: list[dict[str, Any]] = [
-    {"type": "message_start", "message": {
-        "id": "msg_bdrk_02", "type": "message", "role": "assistant", "model": "claude-2.0",
-        "usage": {"input_tokens": 14, "output_tokens": 1}}},
+    {
+        "type": "message_start",
+        "message": {
+            "id": "msg_bdrk_02",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-2.0",
+            "usage": {"input_tokens": 14, "output_tokens": 1},
+        },
+    },
     {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}},
     {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 10}},
-    {"type": "message_stop", "amazon-bedrock-invocationMetrics": {
-        "inputTokenCount": 14, "outputTokenCount": 10, "invocationLatency": 1321,
-        "firstByteLatency": 439}},
+    {
+        "type": "message_stop",
+        "amazon-bedrock-invocationMetrics": {
+            "inputTokenCount": 14,
+            "outputTokenCount": 10,
+            "invocationLatency": 1321,
+            "firstByteLatency": 439,
+        },
+    },
 ]
 INVOKE_STREAM_REPLY = Reply(
     200,
-    {"content-type": EVENTSTREAM_CONTENT_TYPE, "x-amzn-RequestId": "req-invoke-stream",
-     "X-Amzn-Bedrock-Content-Type": "application/json"},
+    {
+        "content-type": EVENTSTREAM_CONTENT_TYPE,
+        "x-amzn-RequestId": "req-invoke-stream",
+        "X-Amzn-Bedrock-Content-Type": "application/json",
+    },
     [chunk_frame(event) for event in INVOKE_STREAM_EVENTS],
 )
 
 THROTTLED_REPLY = Reply(
     429,
-    {"content-type": "application/json", "x-amzn-RequestId": "req-throttled",
-     "x-amzn-ErrorType": "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/"},
+    {
+        "content-type": "application/json",
+        "x-amzn-RequestId": "req-throttled",
+        "x-amzn-ErrorType": "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/",
+    },
     [b'{"message":"Too many requests, please wait before trying again."}'],
 )
 
@@ -140,16 +186,42 @@ class Operation:
 
 
 OPERATIONS = {
-    "converse": Operation("converse", "converse", CONVERSE_REPLY, (3, 1712, 236, 121, 2072),
-                          "req-converse", None, False),
-    "converse_stream": Operation("converse_stream", "converse_stream", CONVERSE_STREAM_REPLY,
-                                 (37, None, None, 8, 45), "req-converse-stream", None, True),
-    "invoke_model": Operation("invoke_model", "invoke_model", INVOKE_REPLY,
-                              (4, 0, 18131, 50, None), "req-invoke", "claude-3-5-haiku-20241022",
-                              False),
+    "converse": Operation(
+        "converse",
+        "converse",
+        CONVERSE_REPLY,
+        (3, 1712, 236, 121, 2072),
+        "req-converse",
+        None,
+        False,
+    ),
+    "converse_stream": Operation(
+        "converse_stream",
+        "converse_stream",
+        CONVERSE_STREAM_REPLY,
+        (37, None, None, 8, 45),
+        "req-converse-stream",
+        None,
+        True,
+    ),
+    "invoke_model": Operation(
+        "invoke_model",
+        "invoke_model",
+        INVOKE_REPLY,
+        (4, 0, 18131, 50, None),
+        "req-invoke",
+        "claude-3-5-haiku-20241022",
+        False,
+    ),
     "invoke_model_with_response_stream": Operation(
-        "invoke_model_with_response_stream", "invoke_model_with_response_stream",
-        INVOKE_STREAM_REPLY, (14, None, None, 10, None), "req-invoke-stream", "claude-2.0", True),
+        "invoke_model_with_response_stream",
+        "invoke_model_with_response_stream",
+        INVOKE_STREAM_REPLY,
+        (14, None, None, 10, None),
+        "req-invoke-stream",
+        "claude-2.0",
+        True,
+    ),
 }
 STREAM_METHODS = ["converse_stream", "invoke_model_with_response_stream"]
 STREAM_MEMBER = {"converse_stream": "stream", "invoke_model_with_response_stream": "body"}
@@ -163,8 +235,13 @@ def params_for(method: str, model_id: str = MODEL) -> dict[str, Any]:
 
 def counts(record: UsageRecord) -> tuple[int | None, ...]:
     usage = record.usage
-    return (usage.input_tokens, usage.cached_input_tokens, usage.cache_creation_tokens,
-            usage.output_tokens, usage.total_tokens)
+    return (
+        usage.input_tokens,
+        usage.cached_input_tokens,
+        usage.cache_creation_tokens,
+        usage.output_tokens,
+        usage.total_tokens,
+    )
 
 
 # --- Clients ------------------------------------------------------------------------------
@@ -304,9 +381,7 @@ def test_count_tokens_gets_no_record(sink: RecordingSink) -> None:
     reply = Reply(200, {"content-type": "application/json"}, [b'{"inputTokens": 5}'])
     client = new_client(reply, sink=sink)
 
-    result = client.count_tokens(
-        modelId=MODEL, input={"converse": {"messages": MESSAGES}}
-    )
+    result = client.count_tokens(modelId=MODEL, input={"converse": {"messages": MESSAGES}})
 
     assert result["inputTokens"] == 5
     assert sink.records == []
@@ -387,13 +462,18 @@ def test_invoke_model_body_read_in_chunks(sink: RecordingSink) -> None:
 
 EXCEPTION_REPLIES = {
     "converse_stream": Reply(
-        200, dict(CONVERSE_STREAM_REPLY.headers),
+        200,
+        dict(CONVERSE_STREAM_REPLY.headers),
         [*CONVERSE_STREAM_FRAMES[:3], exception_frame("modelStreamErrorException", "stopped")],
     ),
     "invoke_model_with_response_stream": Reply(
-        200, dict(INVOKE_STREAM_REPLY.headers),
-        [chunk_frame(INVOKE_STREAM_EVENTS[0]), chunk_frame(INVOKE_STREAM_EVENTS[1]),
-         exception_frame("modelStreamErrorException", "stopped")],
+        200,
+        dict(INVOKE_STREAM_REPLY.headers),
+        [
+            chunk_frame(INVOKE_STREAM_EVENTS[0]),
+            chunk_frame(INVOKE_STREAM_EVENTS[1]),
+            exception_frame("modelStreamErrorException", "stopped"),
+        ],
     ),
 }
 
@@ -445,9 +525,15 @@ def test_retried_429_then_200(method: str, sink: RecordingSink) -> None:
 
 @pytest.mark.parametrize("method", sorted(OPERATIONS))
 def test_error_without_retry(method: str, sink: RecordingSink) -> None:
-    reply = Reply(400, {"content-type": "application/json", "x-amzn-RequestId": "req-400",
-                        "x-amzn-ErrorType": "ValidationException:http://internal/"},
-                  [b'{"message":"The provided model identifier is invalid."}'])
+    reply = Reply(
+        400,
+        {
+            "content-type": "application/json",
+            "x-amzn-RequestId": "req-400",
+            "x-amzn-ErrorType": "ValidationException:http://internal/",
+        },
+        [b'{"message":"The provided model identifier is invalid."}'],
+    )
     client = new_client(reply, sink=sink)
 
     with pytest.raises(botocore.exceptions.ClientError, match="ValidationException"):
@@ -554,8 +640,12 @@ def test_uninstrument_stops_metering(sink: RecordingSink) -> None:
 
 
 def test_attribution_captured_when_request_is_sent(sink: RecordingSink) -> None:
-    client = new_client(CONVERSE_STREAM_REPLY, sink=sink, subscription="sub_default",
-                        dimensions={"team": "core", "feature": "default"})
+    client = new_client(
+        CONVERSE_STREAM_REPLY,
+        sink=sink,
+        subscription="sub_default",
+        dimensions={"team": "core", "feature": "default"},
+    )
 
     with tokenwire.attribute(subscription="sub_sender", feature="chat"):
         response = client.converse_stream(**params_for("converse_stream"))
@@ -618,8 +708,7 @@ def test_import_tokenwire_leaves_boto_unimported() -> None:
         "print(sorted(m for m in ('botocore', 'boto3', 'aiobotocore') if m in sys.modules))"
     )
 
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True,
-                          timeout=60)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, timeout=60)
 
     assert done.stdout.decode().strip() == "[]"
 
@@ -691,8 +780,8 @@ def _without_volatile_headers(result: dict[str, Any]) -> dict[str, Any]:
     """Drop the headers a live server changes per response (date, connection)."""
     metadata = dict(result["ResponseMetadata"])
     metadata["HTTPHeaders"] = {
-        name: value for name, value in metadata["HTTPHeaders"].items()
+        name: value
+        for name, value in metadata["HTTPHeaders"].items()
         if name not in ("date", "server")
     }
     return {**result, "ResponseMetadata": metadata}
-

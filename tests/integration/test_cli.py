@@ -108,8 +108,11 @@ def test_replay_jsonl_lines(tmp_path: Path) -> None:
     assert [row["interaction"] for row in rows] == [0, 1, 2]
     chat, error, models = rows
     assert chat["source"] == str(cassette)
-    assert (chat["provider"], chat["api"], chat["state"]) == ("openai", "chat_completions",
-                                                             "complete")
+    assert (chat["provider"], chat["api"], chat["state"]) == (
+        "openai",
+        "chat_completions",
+        "complete",
+    )
     assert (chat["input_tokens"], chat["cached_input_tokens"], chat["output_tokens"]) == (20, 10, 7)
     assert chat["total_tokens"] == 37
     assert chat["request_model"] == "gpt-4o-mini"

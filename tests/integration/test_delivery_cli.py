@@ -131,7 +131,9 @@ def test_flush_command_invalid_url(
 
 
 def test_dead_letters_list_and_requeue(
-    queued_ledger: Path, lago_env: LagoServer, capsys: pytest.CaptureFixture[str],
+    queued_ledger: Path,
+    lago_env: LagoServer,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("COLUMNS", "250")
@@ -145,8 +147,7 @@ def test_dead_letters_list_and_requeue(
     [letter] = ledger.dead_letters()
     ledger.close()
     lago_env.clear_faults()
-    requeued = main(["dead-letters", "--ledger", str(queued_ledger), "--requeue",
-                     str(letter.id)])
+    requeued = main(["dead-letters", "--ledger", str(queued_ledger), "--requeue", str(letter.id)])
     delivered = main(["flush", "--ledger", str(queued_ledger), "--timeout-s", "10"])
 
     assert listed == 0
@@ -191,7 +192,10 @@ def test_demo_prints_valid_payload_and_sends_nothing(lago: LagoServer, tmp_path:
 
     done = subprocess.run(
         [sys.executable, "-m", "tokenwire.cli", "demo", "--ledger", str(tmp_path / "d.sqlite3")],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     start = done.stdout.index("{", done.stdout.index("POST /api/v1/events/batch"))
     end = done.stdout.index("Ledger:")
@@ -200,11 +204,13 @@ def test_demo_prints_valid_payload_and_sends_nothing(lago: LagoServer, tmp_path:
     assert done.returncode == 0, done.stderr
     assert lago.requests == [], "the demo sent something to Lago"
     assert {event["external_subscription_id"] for event in payload["events"]} == {
-        "sub_acme", "sub_globex"
+        "sub_acme",
+        "sub_globex",
     }
     with httpx2.Client(trust_env=False) as client:
         answer = client.post(
-            f"{lago.url}/api/v1/events/batch", json=payload,
+            f"{lago.url}/api/v1/events/batch",
+            json=payload,
             headers={"Authorization": f"Bearer {DEFAULT_API_KEY}"},
         )
     assert answer.status_code == 200, answer.text

@@ -83,9 +83,7 @@ def test_usage_filter_fault_only_reveals_usage_chunk(
     meter = tokenwire.Meter(ledger=tmp_path / "ledger.sqlite3")
     metered = openai.OpenAI(
         api_key="test",
-        http_client=tokenwire.MeteredClient(
-            transport=httpx2.MockTransport(handler()), meter=meter
-        ),
+        http_client=tokenwire.MeteredClient(transport=httpx2.MockTransport(handler()), meter=meter),
         max_retries=0,
     )
 
@@ -105,9 +103,7 @@ def test_metered_equals_unmetered_without_faults(tmp_path: Path) -> None:
     meter = tokenwire.Meter(ledger=tmp_path / "ledger.sqlite3")
     metered = openai.OpenAI(
         api_key="test",
-        http_client=tokenwire.MeteredClient(
-            transport=httpx2.MockTransport(handler()), meter=meter
-        ),
+        http_client=tokenwire.MeteredClient(transport=httpx2.MockTransport(handler()), meter=meter),
         max_retries=0,
     )
 

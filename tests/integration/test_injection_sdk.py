@@ -15,8 +15,9 @@ from tokenwire.testing.replay import RecordingSink, chunk_body
 
 MESSAGES: Any = [{"role": "user", "content": "hi"}]
 WITH_USAGE = fixture_bytes(FIXTURES["openai", True])
-USAGE_EVENT = next(event for event in chunk_body(WITH_USAGE, event_stream=True)
-                   if b'"choices":[]' in event)
+USAGE_EVENT = next(
+    event for event in chunk_body(WITH_USAGE, event_stream=True) if b'"choices":[]' in event
+)
 WITHOUT_USAGE = WITH_USAGE.replace(USAGE_EVENT, b"")
 
 
@@ -83,7 +84,8 @@ def test_injected_stream_bytes_equal_inner_minus_hidden_chunk(sink: RecordingSin
     http_client = tokenwire.MeteredClient(transport=httpx2.MockTransport(server), meter=sink)
 
     with http_client.stream(
-        "POST", "https://api.openai.com/v1/chat/completions",
+        "POST",
+        "https://api.openai.com/v1/chat/completions",
         json={"model": "m", "stream": True},
     ) as response:
         received = b"".join(response.iter_raw())

@@ -321,9 +321,7 @@ def test_genai_stream_never_closed_collected(sink: RecordingSink) -> None:
 async def test_genai_async_stream_break(sink: RecordingSink) -> None:
     client = _genai_client(sink)
 
-    stream = await client.aio.models.generate_content_stream(
-        model="gemini-2.5-flash", contents="x"
-    )
+    stream = await client.aio.models.generate_content_stream(model="gemini-2.5-flash", contents="x")
     async for _ in stream:
         break
     await stream.aclose()

@@ -37,7 +37,9 @@ def test_openai_over_loopback_gzip_and_sse(server: ProviderServer, sink: Recordi
     completion = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     chunks = list(
         client.chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, stream=True,
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
             stream_options={"include_usage": True},
         )
     )

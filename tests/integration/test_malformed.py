@@ -35,40 +35,69 @@ def _exchange(
     ("headers", "body", "stream", "state", "problem"),
     [
         pytest.param(
-            {"content-type": "text/event-stream"}, TRUNCATED_SSE, True, "partial", "terminal",
+            {"content-type": "text/event-stream"},
+            TRUNCATED_SSE,
+            True,
+            "partial",
+            "terminal",
             id="truncated-sse",
         ),
         pytest.param(
-            {"content-type": "application/json"}, b'{"id": "x", "usage": {', False, "missing",
-            "PayloadError", id="invalid-json",
+            {"content-type": "application/json"},
+            b'{"id": "x", "usage": {',
+            False,
+            "missing",
+            "PayloadError",
+            id="invalid-json",
         ),
         pytest.param(
             {"content-type": "application/json", "content-encoding": "gzip"},
-            b"\x1f\x8bnot really gzip", False, "missing", "ContentEncodingError",
+            b"\x1f\x8bnot really gzip",
+            False,
+            "missing",
+            "ContentEncodingError",
             id="bad-gzip",
         ),
         pytest.param(
             {"content-type": "application/json", "content-encoding": "gzip"},
-            gzip.compress(GOOD_JSON)[:-12], False, "missing", "ContentEncodingError",
+            gzip.compress(GOOD_JSON)[:-12],
+            False,
+            "missing",
+            "ContentEncodingError",
             id="gzip-cut-short",
         ),
         pytest.param(
             {"content-type": "application/json"},
-            b'{"id":"x","usage":{"prompt_tokens":-4,"completion_tokens":1}}', False, "missing",
-            "negative", id="negative-count",
+            b'{"id":"x","usage":{"prompt_tokens":-4,"completion_tokens":1}}',
+            False,
+            "missing",
+            "negative",
+            id="negative-count",
         ),
         pytest.param(
-            {"content-type": "application/json", "content-encoding": "snappy"}, GOOD_JSON, False,
-            "missing", "unsupported content-encoding", id="unknown-encoding",
+            {"content-type": "application/json", "content-encoding": "snappy"},
+            GOOD_JSON,
+            False,
+            "missing",
+            "unsupported content-encoding",
+            id="unknown-encoding",
         ),
         pytest.param(
-            {"content-type": "text/event-stream"}, b"data: {not json}\n\n", True, "partial",
-            "PayloadError", id="sse-bad-event",
+            {"content-type": "text/event-stream"},
+            b"data: {not json}\n\n",
+            True,
+            "partial",
+            "PayloadError",
+            id="sse-bad-event",
         ),
     ],
 )
 def test_malformed_body_flows_and_flags(
-    sink: RecordingSink, headers: dict[str, str], body: bytes, stream: bool, state: str,
+    sink: RecordingSink,
+    headers: dict[str, str],
+    body: bytes,
+    stream: bool,
+    state: str,
     problem: str,
 ) -> None:
     received = _exchange(sink, 200, headers, body, stream)
@@ -82,9 +111,7 @@ def test_malformed_body_flows_and_flags(
 
 def test_stream_without_usage_is_missing(sink: RecordingSink) -> None:
     body = b"".join(
-        line + b"\n\n"
-        for line in GOOD_SSE.split(b"\n\n")
-        if line and b'"usage":{' not in line
+        line + b"\n\n" for line in GOOD_SSE.split(b"\n\n") if line and b'"usage":{' not in line
     )
 
     _exchange(sink, 200, {"content-type": "text/event-stream"}, body, True)
@@ -127,9 +154,14 @@ def test_network_error_mid_body_records_partial(sink: RecordingSink) -> None:
         return httpx2.Response(200, headers={"content-type": "text/event-stream"}, stream=Cut())
 
     client = tokenwire.MeteredClient(transport=httpx2.MockTransport(respond), meter=sink)
-    with pytest.raises(httpx2.ReadError), client.stream(
-        "POST", "https://api.openai.com/v1/chat/completions", json={"model": "m", "stream": True}
-    ) as response:
+    with (
+        pytest.raises(httpx2.ReadError),
+        client.stream(
+            "POST",
+            "https://api.openai.com/v1/chat/completions",
+            json={"model": "m", "stream": True},
+        ) as response,
+    ):
         for _ in response.iter_raw():
             pass
 
@@ -161,8 +193,6 @@ def test_sink_fault_does_not_reach_caller() -> None:
         def emit(self, record: tokenwire.UsageRecord) -> None:
             raise OSError("disk full")
 
-    received = _exchange(
-        BrokenSink(), 200, {"content-type": "application/json"}, GOOD_JSON, False
-    )
+    received = _exchange(BrokenSink(), 200, {"content-type": "application/json"}, GOOD_JSON, False)
 
     assert received == GOOD_JSON

@@ -86,11 +86,13 @@ def raw_asgi_app(sink: RecordingSink) -> Any:
             pass
         await _stream_openai(client)
         body = (tokenwire.current().subscription or "").encode()
-        await send({
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"text/plain")],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain")],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     return app
@@ -159,9 +161,7 @@ async def test_raw_asgi_app_under_uvicorn(sink: RecordingSink) -> None:
     assert Counter(record.subscription for record in sink.records) == Counter(
         f"cust_{index}" for index in range(ASGI_REQUESTS)
     )
-    assert {tuple(record.dimensions.items()) for record in sink.records} == {
-        (("path", "/v1/ask"),)
-    }
+    assert {tuple(record.dimensions.items()) for record in sink.records} == {(("path", "/v1/ask"),)}
     assert {record.state for record in sink.records} == {"complete"}
 
 
@@ -173,8 +173,11 @@ async def test_starlette_app_under_uvicorn(sink: RecordingSink) -> None:
     assert all(customer == seen for customer, seen in answers)
     records = sink.records
     assert Counter((record.subscription, record.provider) for record in records) == Counter(
-        {(f"cust_{index}", provider): 1 for index in range(ASGI_REQUESTS)
-         for provider in ("openai", "anthropic")}
+        {
+            (f"cust_{index}", provider): 1
+            for index in range(ASGI_REQUESTS)
+            for provider in ("openai", "anthropic")
+        }
     )
     assert {tuple(record.dimensions.items()) for record in records} == {(("path", "/chat"),)}
 

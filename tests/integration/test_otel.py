@@ -170,8 +170,20 @@ def test_token_usage_histogram_exact(reader: InMemoryMetricReader, meter: tokenw
         base = OPENAI_ATTRIBUTES if provider == "openai" else ANTHROPIC_ATTRIBUTES
         assert dict(point.attributes) == {**base, "gen_ai.token.type": token_type}
         assert list(point.explicit_bounds) == [
-            1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144,
-            1048576, 4194304, 16777216, 67108864,
+            1,
+            4,
+            16,
+            64,
+            256,
+            1024,
+            4096,
+            16384,
+            65536,
+            262144,
+            1048576,
+            4194304,
+            16777216,
+            67108864,
         ]
     # 1200 and 2530 fall in the (1024, 4096] bucket, 50 and 70 in (16, 64] and (64, 256].
     assert points["openai", "input"].bucket_counts[6] == OPENAI_CALLS
@@ -274,7 +286,8 @@ def test_dimensions_exported_only_when_named(
 
     points = _points(reader, "tokenwire.records")
     assert {point.attributes.get("tokenwire.dimension.feature") for point in points} == {
-        "search", "chat"
+        "search",
+        "chat",
     }
     assert all("tokenwire.dimension.user" not in point.attributes for point in points)
 

@@ -78,7 +78,10 @@ def test_both_mode_sends_tokens_and_cost(tmp_path: Path, lago: LagoServer) -> No
 
     codes = sorted(event["code"] for event in lago.accepted)
     assert codes == [
-        "llm_cached_input_tokens", "llm_cost", "llm_input_tokens", "llm_output_tokens",
+        "llm_cached_input_tokens",
+        "llm_cost",
+        "llm_input_tokens",
+        "llm_output_tokens",
     ]
     assert len({event["transaction_id"] for event in lago.accepted}) == 4
 

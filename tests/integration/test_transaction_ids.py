@@ -20,9 +20,7 @@ EMBEDDING_REPLY = {
 
 
 def _events(record: UsageRecord) -> list[tuple[str, float]]:
-    plan = plan_delivery(
-        record, codes=EventCodes(), default_subscription=None, lago_enabled=True
-    )
+    plan = plan_delivery(record, codes=EventCodes(), default_subscription=None, lago_enabled=True)
     return [(event.transaction_id, event.timestamp) for event in plan.events]
 
 

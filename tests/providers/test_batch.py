@@ -53,8 +53,12 @@ CHAT_LINE_2 = _openai_line(
         "object": "chat.completion",
         "model": "gpt-4o-mini-2024-07-18",
         "choices": [],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
-                  "new_counter": 4},
+        "usage": {
+            "prompt_tokens": 10,
+            "completion_tokens": 5,
+            "total_tokens": 15,
+            "new_counter": 4,
+        },
     },
 )
 RESPONSES_LINE = _openai_line(
@@ -76,8 +80,12 @@ FAILED_LINE = _openai_line(
     "bad-1", {"error": {"message": "invalid", "type": "invalid_request_error"}}, status=400
 )
 EXPIRED_LINE = json.dumps(
-    {"id": "batch_req_x", "custom_id": "late-1", "response": None,
-     "error": {"code": "batch_expired", "message": "expired"}}
+    {
+        "id": "batch_req_x",
+        "custom_id": "late-1",
+        "response": None,
+        "error": {"code": "batch_expired", "message": "expired"},
+    }
 ).encode()
 OUTPUT_LINES = [CHAT_LINE, RESPONSES_LINE, FAILED_LINE, CHAT_LINE_2, EXPIRED_LINE]
 OUTPUT_FILE = b"\n".join(OUTPUT_LINES) + b"\n"
@@ -85,14 +93,34 @@ OUTPUT_FILE = b"\n".join(OUTPUT_LINES) + b"\n"
 ANTHROPIC_FILE = b"\n".join(
     json.dumps(line).encode()
     for line in (
-        {"custom_id": "a", "result": {"type": "succeeded", "message": {
-            "id": "msg_a", "model": "claude-sonnet-4-5", "usage": {
-                "input_tokens": 10, "cache_read_input_tokens": 100,
-                "cache_creation_input_tokens": 0, "output_tokens": 30}}}},
+        {
+            "custom_id": "a",
+            "result": {
+                "type": "succeeded",
+                "message": {
+                    "id": "msg_a",
+                    "model": "claude-sonnet-4-5",
+                    "usage": {
+                        "input_tokens": 10,
+                        "cache_read_input_tokens": 100,
+                        "cache_creation_input_tokens": 0,
+                        "output_tokens": 30,
+                    },
+                },
+            },
+        },
         {"custom_id": "b", "result": {"type": "errored", "error": {"type": "invalid_request"}}},
-        {"custom_id": "c", "result": {"type": "succeeded", "message": {
-            "id": "msg_c", "model": "claude-haiku-4-5", "usage": {
-                "input_tokens": 5, "output_tokens": 6}}}},
+        {
+            "custom_id": "c",
+            "result": {
+                "type": "succeeded",
+                "message": {
+                    "id": "msg_c",
+                    "model": "claude-haiku-4-5",
+                    "usage": {"input_tokens": 5, "output_tokens": 6},
+                },
+            },
+        },
     )
 )
 
@@ -101,8 +129,9 @@ ANTHROPIC_FILE = b"\n".join(
 def test_openai_output_file_sums_lines(way: str) -> None:
     download = route("GET", FILE_CONTENT)
 
-    record, decoder = decode(download, chunked(OUTPUT_FILE, way),
-                             content_type="application/octet-stream")
+    record, decoder = decode(
+        download, chunked(OUTPUT_FILE, way), content_type="application/octet-stream"
+    )
 
     assert decoder.discard is False
     assert (record.provider, record.api) == ("openai", "batch")
@@ -139,8 +168,9 @@ def test_openai_output_file_raw_per_model() -> None:
 def test_openai_output_file_any_chunking(cuts: list[int]) -> None:
     download = route("GET", FILE_CONTENT)
 
-    record, decoder = decode(download, split_at(OUTPUT_FILE, cuts),
-                             content_type="application/octet-stream")
+    record, decoder = decode(
+        download, split_at(OUTPUT_FILE, cuts), content_type="application/octet-stream"
+    )
 
     assert decoder.problem is None
     assert record.usage.total_tokens == 172
@@ -150,8 +180,9 @@ def test_output_file_cut_is_partial() -> None:
     download = route("GET", FILE_CONTENT)
     cut = OUTPUT_FILE.index(CHAT_LINE_2)
 
-    record, _ = decode(download, [OUTPUT_FILE[:cut]], content_type="application/octet-stream",
-                       eof=False)
+    record, _ = decode(
+        download, [OUTPUT_FILE[:cut]], content_type="application/octet-stream", eof=False
+    )
 
     assert record.state == "partial"
     assert record.usage.total_tokens == 120 + 37
@@ -160,8 +191,11 @@ def test_output_file_cut_is_partial() -> None:
 def test_error_file_is_error_state() -> None:
     download = route("GET", FILE_CONTENT)
 
-    record, _ = decode(download, [FAILED_LINE + b"\n" + EXPIRED_LINE + b"\n"],
-                       content_type="application/octet-stream")
+    record, _ = decode(
+        download,
+        [FAILED_LINE + b"\n" + EXPIRED_LINE + b"\n"],
+        content_type="application/octet-stream",
+    )
 
     assert record.state == "error"
     assert record.billable is False
@@ -173,8 +207,10 @@ def test_error_file_is_error_state() -> None:
     [
         pytest.param(b'{"messages": [{"role": "user", "content": "hi"}]}\n', id="training-jsonl"),
         pytest.param(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", id="pdf"),
-        pytest.param(b'{"custom_id": "r1", "method": "POST", "url": "/v1/chat/completions", '
-                     b'"body": {}}\n', id="batch-input-file"),
+        pytest.param(
+            b'{"custom_id": "r1", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n',
+            id="batch-input-file",
+        ),
     ],
 )
 def test_non_batch_file_is_discarded(body: bytes) -> None:

@@ -83,21 +83,36 @@ def _classes(usage: Usage) -> tuple[int | None, ...]:
             id="no-cache",
         ),
         pytest.param(
-            {"inputTokens": 3, "outputTokens": 121, "totalTokens": 2072,
-             "cacheReadInputTokens": 1712, "cacheWriteInputTokens": 236},
+            {
+                "inputTokens": 3,
+                "outputTokens": 121,
+                "totalTokens": 2072,
+                "cacheReadInputTokens": 1712,
+                "cacheWriteInputTokens": 236,
+            },
             (3, 1712, 236, 121, 2072),
             id="cache-read-and-write-outside-input",
         ),
         pytest.param(
-            {"inputTokens": 2, "outputTokens": 5, "cacheReadInputTokenCount": 40,
-             "cacheWriteInputTokenCount": 9},
+            {
+                "inputTokens": 2,
+                "outputTokens": 5,
+                "cacheReadInputTokenCount": 40,
+                "cacheWriteInputTokenCount": 9,
+            },
             (2, 40, 9, 5, None),
             id="only-duplicate-names",
         ),
         pytest.param(
-            {"inputTokens": 2, "outputTokens": 5, "totalTokens": 1329,
-             "cacheReadInputTokens": 0, "cacheReadInputTokenCount": 0,
-             "cacheWriteInputTokens": 1322, "cacheWriteInputTokenCount": 1322},
+            {
+                "inputTokens": 2,
+                "outputTokens": 5,
+                "totalTokens": 1329,
+                "cacheReadInputTokens": 0,
+                "cacheReadInputTokenCount": 0,
+                "cacheWriteInputTokens": 1322,
+                "cacheWriteInputTokenCount": 1322,
+            },
             (2, 0, 1322, 5, 1329),
             id="duplicates-read-once",
         ),
@@ -120,12 +135,16 @@ def test_converse_usage_classes(raw: dict[str, Any], expected: tuple[int | None,
     [
         pytest.param(1712, [{"inputTokens": 1712, "ttl": "5m"}], (1712, 0), id="5m-only"),
         pytest.param(
-            150, [{"inputTokens": 100, "ttl": "5m"}, {"inputTokens": 50, "ttl": "1h"}],
-            (100, 50), id="5m-and-1h",
+            150,
+            [{"inputTokens": 100, "ttl": "5m"}, {"inputTokens": 50, "ttl": "1h"}],
+            (100, 50),
+            id="5m-and-1h",
         ),
         pytest.param(
-            30, [{"inputTokens": 10, "ttl": "1h"}, {"inputTokens": 20, "ttl": "1h"}],
-            (0, 30), id="1h-entries-summed",
+            30,
+            [{"inputTokens": 10, "ttl": "1h"}, {"inputTokens": 20, "ttl": "1h"}],
+            (0, 30),
+            id="1h-entries-summed",
         ),
         pytest.param(236, [{"inputTokens": 100, "ttl": "5m"}], (None, None), id="short-sum"),
         pytest.param(10, [{"inputTokens": 10, "ttl": "30m"}], (None, None), id="unknown-ttl"),
@@ -180,8 +199,13 @@ def test_header_usage_rejects_non_integer() -> None:
 
 
 def test_invocation_metrics_usage_classes() -> None:
-    metrics = {"inputTokenCount": 12, "outputTokenCount": 13, "invocationLatency": 244,
-               "cacheReadInputTokenCount": 0, "cacheWriteInputTokenCount": 7}
+    metrics = {
+        "inputTokenCount": 12,
+        "outputTokenCount": 13,
+        "invocationLatency": 244,
+        "cacheReadInputTokenCount": 0,
+        "cacheWriteInputTokenCount": 7,
+    }
 
     usage = invocation_metrics_usage(metrics)
 
@@ -229,12 +253,19 @@ def decode(
     eof: bool = True,
 ) -> UsageRecord:
     """Run one response through `ResponseDecoder` the way a transport does."""
-    route = Route(provider="bedrock", api=api, shape=_SHAPES[api],  # type: ignore[arg-type]
-                  request_model="model-id", stream=api.endswith("stream"))
-    all_headers = {"content-type": EVENTSTREAM_CONTENT_TYPE if route.stream else "application/json",
-                   "x-amzn-requestid": "req-1", **(headers or {})}
-    decoder = ResponseDecoder(route, status, all_headers["content-type"], None,
-                              headers=all_headers)
+    route = Route(
+        provider="bedrock",
+        api=api,
+        shape=_SHAPES[api],  # type: ignore[arg-type]
+        request_model="model-id",
+        stream=api.endswith("stream"),
+    )
+    all_headers = {
+        "content-type": EVENTSTREAM_CONTENT_TYPE if route.stream else "application/json",
+        "x-amzn-requestid": "req-1",
+        **(headers or {}),
+    }
+    decoder = ResponseDecoder(route, status, all_headers["content-type"], None, headers=all_headers)
     for piece in pieces:
         decoder.feed(piece)
     return decoder.build_record(eof=eof, subscription=None, dimensions={})
@@ -246,21 +277,31 @@ CONVERSE_STREAM_FRAMES = [
     event_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "lo"}}),
     event_frame("contentBlockStop", {"contentBlockIndex": 0}),
     event_frame("messageStop", {"stopReason": "end_turn"}),
-    event_frame("metadata", {
-        "usage": {"inputTokens": 37, "outputTokens": 8, "totalTokens": 75,
-                  "cacheReadInputTokens": 20, "cacheWriteInputTokens": 10,
-                  "cacheDetails": [{"inputTokens": 10, "ttl": "1h"}]},
-        "metrics": {"latencyMs": 508},
-    }),
+    event_frame(
+        "metadata",
+        {
+            "usage": {
+                "inputTokens": 37,
+                "outputTokens": 8,
+                "totalTokens": 75,
+                "cacheReadInputTokens": 20,
+                "cacheWriteInputTokens": 10,
+                "cacheDetails": [{"inputTokens": 10, "ttl": "1h"}],
+            },
+            "metrics": {"latencyMs": 508},
+        },
+    ),
 ]
 
 
 def test_converse_body_record() -> None:
-    body = json.dumps({
-        "output": {"message": {"role": "assistant", "content": [{"text": "hi"}]}},
-        "usage": {"inputTokens": 8, "outputTokens": 10, "totalTokens": 18},
-        "serviceTier": {"type": "priority"},
-    }).encode()
+    body = json.dumps(
+        {
+            "output": {"message": {"role": "assistant", "content": [{"text": "hi"}]}},
+            "usage": {"inputTokens": 8, "outputTokens": 10, "totalTokens": 18},
+            "serviceTier": {"type": "priority"},
+        }
+    ).encode()
 
     record = decode("converse", [body])
 
@@ -307,13 +348,22 @@ def test_converse_stream_trailing_partial_frame() -> None:
 @pytest.mark.parametrize(
     ("frame", "label"),
     [
-        pytest.param(exception_frame("throttlingException", "slow down"), "throttlingException",
-                     id="exception"),
+        pytest.param(
+            exception_frame("throttlingException", "slow down"),
+            "throttlingException",
+            id="exception",
+        ),
         pytest.param(
             encode_event_stream_message(
-                {":message-type": "error", ":error-code": "InternalFailure",
-                 ":error-message": "boom"}, b""),
-            "InternalFailure", id="error",
+                {
+                    ":message-type": "error",
+                    ":error-code": "InternalFailure",
+                    ":error-message": "boom",
+                },
+                b"",
+            ),
+            "InternalFailure",
+            id="error",
         ),
     ],
 )
@@ -326,9 +376,16 @@ def test_converse_stream_exception_frame_is_partial(frame: bytes, label: str) ->
 
 
 ANTHROPIC_STREAM = [
-    {"type": "message_start", "message": {
-        "id": "msg_bdrk_1", "type": "message", "role": "assistant", "model": "claude-2.0",
-        "usage": {"input_tokens": 14, "output_tokens": 1}}},
+    {
+        "type": "message_start",
+        "message": {
+            "id": "msg_bdrk_1",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-2.0",
+            "usage": {"input_tokens": 14, "output_tokens": 1},
+        },
+    },
     {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}},
     {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 10}},
 ]
@@ -345,56 +402,93 @@ ANTHROPIC_STREAM = [
             id="anthropic",
         ),
         pytest.param(
-            [{"messageStart": {"role": "assistant"}},
-             {"contentBlockDelta": {"delta": {"text": "Hi"}}},
-             {"metadata": {"usage": {"inputTokens": 12, "outputTokens": 13,
-                                     "cacheReadInputTokenCount": 0,
-                                     "cacheWriteInputTokenCount": 0}}}],
-            {"inputTokenCount": 12, "outputTokenCount": 13, "cacheReadInputTokenCount": 0,
-             "cacheWriteInputTokenCount": 0},
+            [
+                {"messageStart": {"role": "assistant"}},
+                {"contentBlockDelta": {"delta": {"text": "Hi"}}},
+                {
+                    "metadata": {
+                        "usage": {
+                            "inputTokens": 12,
+                            "outputTokens": 13,
+                            "cacheReadInputTokenCount": 0,
+                            "cacheWriteInputTokenCount": 0,
+                        }
+                    }
+                },
+            ],
+            {
+                "inputTokenCount": 12,
+                "outputTokenCount": 13,
+                "cacheReadInputTokenCount": 0,
+                "cacheWriteInputTokenCount": 0,
+            },
             (12, 0, 0, 13, None),
-            {"inputTokens": 12, "outputTokens": 13, "cacheReadInputTokenCount": 0,
-             "cacheWriteInputTokenCount": 0},
+            {
+                "inputTokens": 12,
+                "outputTokens": 13,
+                "cacheReadInputTokenCount": 0,
+                "cacheWriteInputTokenCount": 0,
+            },
             id="nova",
         ),
         pytest.param(
-            [{"outputText": "Once", "index": 0.0, "inputTextTokenCount": 28.0},
-             {"outputText": " upon", "index": 0.0, "totalOutputTextTokenCount": 188.0,
-              "completionReason": "FINISH"}],
+            [
+                {"outputText": "Once", "index": 0.0, "inputTextTokenCount": 28.0},
+                {
+                    "outputText": " upon",
+                    "index": 0.0,
+                    "totalOutputTextTokenCount": 188.0,
+                    "completionReason": "FINISH",
+                },
+            ],
             {"inputTokenCount": 28, "outputTokenCount": 188},
             (28, None, None, 188, None),
             {"inputTextTokenCount": 28.0, "totalOutputTextTokenCount": 188.0},
             id="titan-floats",
         ),
         pytest.param(
-            [{"generation": "A", "prompt_token_count": 5, "generation_token_count": 1},
-             {"generation": "B", "prompt_token_count": None, "generation_token_count": 2,
-              "stop_reason": "length"}],
+            [
+                {"generation": "A", "prompt_token_count": 5, "generation_token_count": 1},
+                {
+                    "generation": "B",
+                    "prompt_token_count": None,
+                    "generation_token_count": 2,
+                    "stop_reason": "length",
+                },
+            ],
             {"inputTokenCount": 5, "outputTokenCount": 2},
             (5, None, None, 2, None),
             {"prompt_token_count": 5, "generation_token_count": 2},
             id="llama",
         ),
         pytest.param(
-            [{"outputs": [{"text": "A", "stop_reason": None}]},
-             {"outputs": [{"text": "B", "stop_reason": "stop"}]}],
+            [
+                {"outputs": [{"text": "A", "stop_reason": None}]},
+                {"outputs": [{"text": "B", "stop_reason": "stop"}]},
+            ],
             {"inputTokenCount": 6, "outputTokenCount": 2},
             (6, None, None, 2, None),
             None,
             id="mistral-no-body-counts",
         ),
         pytest.param(
-            [{"is_finished": False, "event_type": "text-generation", "text": "A"},
-             {"is_finished": True, "event_type": "stream-end", "finish_reason": "COMPLETE"}],
+            [
+                {"is_finished": False, "event_type": "text-generation", "text": "A"},
+                {"is_finished": True, "event_type": "stream-end", "finish_reason": "COMPLETE"},
+            ],
             {"inputTokenCount": 5, "outputTokenCount": 1},
             (5, None, None, 1, None),
             None,
             id="cohere-no-body-counts",
         ),
         pytest.param(
-            [{"choices": [{"delta": {"content": "A"}}]},
-             {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 3,
-                                       "total_tokens": 12}}],
+            [
+                {"choices": [{"delta": {"content": "A"}}]},
+                {
+                    "choices": [],
+                    "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
+                },
+            ],
             {"inputTokenCount": 9, "outputTokenCount": 3},
             (9, None, None, 3, None),
             {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
@@ -423,14 +517,22 @@ def test_invoke_stream_families(
 
 
 def test_invoke_stream_metrics_win_and_mismatch_kept() -> None:
-    chunks = [*ANTHROPIC_STREAM[:2],
-              {"type": "message_delta", "usage": {"output_tokens": 134}},
-              {"type": "message_stop",
-               "amazon-bedrock-invocationMetrics": {"inputTokenCount": 392,
-                                                    "outputTokenCount": 90}}]
-    chunks[0] = {"type": "message_start", "message": {
-        "id": "msg_bdrk_2", "model": "claude-3-5-sonnet-20240620",
-        "usage": {"input_tokens": 392, "output_tokens": 4}}}
+    chunks = [
+        *ANTHROPIC_STREAM[:2],
+        {"type": "message_delta", "usage": {"output_tokens": 134}},
+        {
+            "type": "message_stop",
+            "amazon-bedrock-invocationMetrics": {"inputTokenCount": 392, "outputTokenCount": 90},
+        },
+    ]
+    chunks[0] = {
+        "type": "message_start",
+        "message": {
+            "id": "msg_bdrk_2",
+            "model": "claude-3-5-sonnet-20240620",
+            "usage": {"input_tokens": 392, "output_tokens": 4},
+        },
+    }
 
     record = decode("invoke_model_with_response_stream", [chunk_frame(c) for c in chunks])
 
@@ -443,8 +545,9 @@ def test_invoke_stream_metrics_win_and_mismatch_kept() -> None:
 
 
 def test_invoke_stream_without_metrics_partial() -> None:
-    record = decode("invoke_model_with_response_stream",
-                    [chunk_frame(chunk) for chunk in ANTHROPIC_STREAM])
+    record = decode(
+        "invoke_model_with_response_stream", [chunk_frame(chunk) for chunk in ANTHROPIC_STREAM]
+    )
 
     assert record.state == "partial"
     assert (record.usage.input_tokens, record.usage.output_tokens) == (14, 10)
@@ -452,8 +555,10 @@ def test_invoke_stream_without_metrics_partial() -> None:
 
 
 def test_invoke_stream_exception_keeps_counts_seen() -> None:
-    frames = [chunk_frame(ANTHROPIC_STREAM[0]),
-              exception_frame("modelStreamErrorException", "the model stopped")]
+    frames = [
+        chunk_frame(ANTHROPIC_STREAM[0]),
+        exception_frame("modelStreamErrorException", "the model stopped"),
+    ]
 
     record = decode("invoke_model_with_response_stream", frames)
 
@@ -474,11 +579,19 @@ def test_invoke_stream_invalid_base64_is_a_problem() -> None:
 
 
 def test_invoke_model_headers_win_over_body() -> None:
-    body = json.dumps({"id": "msg_bdrk_3", "type": "message", "model": "claude-2.0",
-                       "usage": {"input_tokens": 15, "output_tokens": 10}}).encode()
-    headers = {"X-Amzn-Bedrock-Input-Token-Count": "14",
-               "X-Amzn-Bedrock-Output-Token-Count": "10",
-               "X-Amzn-Bedrock-Service-Tier": "flex"}
+    body = json.dumps(
+        {
+            "id": "msg_bdrk_3",
+            "type": "message",
+            "model": "claude-2.0",
+            "usage": {"input_tokens": 15, "output_tokens": 10},
+        }
+    ).encode()
+    headers = {
+        "X-Amzn-Bedrock-Input-Token-Count": "14",
+        "X-Amzn-Bedrock-Output-Token-Count": "10",
+        "X-Amzn-Bedrock-Service-Tier": "flex",
+    }
 
     record = decode("invoke_model", [body], headers=headers)
 
@@ -493,36 +606,65 @@ def test_invoke_model_headers_win_over_body() -> None:
 @pytest.mark.parametrize(
     ("header_writes", "split", "expected"),
     [
-        pytest.param("1956", {"ephemeral_5m_input_tokens": 1956, "ephemeral_1h_input_tokens": 0},
-                     (1956, 0), id="adds-up"),
-        pytest.param("1956", {"ephemeral_5m_input_tokens": 956, "ephemeral_1h_input_tokens": 1000},
-                     (956, 1000), id="mixed-ttl"),
-        pytest.param("2000", {"ephemeral_5m_input_tokens": 1956, "ephemeral_1h_input_tokens": 0},
-                     (None, None), id="disagrees-with-headers"),
+        pytest.param(
+            "1956",
+            {"ephemeral_5m_input_tokens": 1956, "ephemeral_1h_input_tokens": 0},
+            (1956, 0),
+            id="adds-up",
+        ),
+        pytest.param(
+            "1956",
+            {"ephemeral_5m_input_tokens": 956, "ephemeral_1h_input_tokens": 1000},
+            (956, 1000),
+            id="mixed-ttl",
+        ),
+        pytest.param(
+            "2000",
+            {"ephemeral_5m_input_tokens": 1956, "ephemeral_1h_input_tokens": 0},
+            (None, None),
+            id="disagrees-with-headers",
+        ),
         pytest.param("1956", {"ephemeral_5m_input_tokens": 1956}, (None, None), id="half-split"),
     ],
 )
 def test_invoke_model_cache_split_from_body(
     header_writes: str, split: dict[str, int], expected: tuple[int | None, int | None]
 ) -> None:
-    body = json.dumps({"type": "message", "model": "claude-haiku-4-5-20251001", "usage": {
-        "input_tokens": 3, "cache_read_input_tokens": 9511, "cache_creation_input_tokens": 1956,
-        "output_tokens": 44, "cache_creation": split}}).encode()
-    headers = {"x-amzn-bedrock-input-token-count": "3",
-               "x-amzn-bedrock-output-token-count": "44",
-               "x-amzn-bedrock-cache-read-input-token-count": "9511",
-               "x-amzn-bedrock-cache-write-input-token-count": header_writes}
+    body = json.dumps(
+        {
+            "type": "message",
+            "model": "claude-haiku-4-5-20251001",
+            "usage": {
+                "input_tokens": 3,
+                "cache_read_input_tokens": 9511,
+                "cache_creation_input_tokens": 1956,
+                "output_tokens": 44,
+                "cache_creation": split,
+            },
+        }
+    ).encode()
+    headers = {
+        "x-amzn-bedrock-input-token-count": "3",
+        "x-amzn-bedrock-output-token-count": "44",
+        "x-amzn-bedrock-cache-read-input-token-count": "9511",
+        "x-amzn-bedrock-cache-write-input-token-count": header_writes,
+    }
 
     record = decode("invoke_model", [body], headers=headers)
 
     assert record.usage.cache_creation_tokens == int(header_writes)
-    assert (record.usage.cache_creation_5m_tokens,
-            record.usage.cache_creation_1h_tokens) == expected
+    assert (
+        record.usage.cache_creation_5m_tokens,
+        record.usage.cache_creation_1h_tokens,
+    ) == expected
 
 
 def test_invoke_model_headers_with_non_json_body() -> None:
-    headers = {"content-type": "image/png", "X-Amzn-Bedrock-Input-Token-Count": "9",
-               "X-Amzn-Bedrock-Output-Token-Count": "0"}
+    headers = {
+        "content-type": "image/png",
+        "X-Amzn-Bedrock-Input-Token-Count": "9",
+        "X-Amzn-Bedrock-Output-Token-Count": "0",
+    }
 
     record = decode("invoke_model", [b"\x89PNG\r\n\x1a\n"], headers=headers)
 
@@ -535,18 +677,35 @@ def test_invoke_model_headers_with_non_json_body() -> None:
     ("body", "expected"),
     [
         pytest.param(
-            {"id": "msg_bdrk_4", "type": "message", "model": "claude-haiku-4-5-20251001",
-             "usage": {"input_tokens": 3, "cache_read_input_tokens": 9511,
-                       "cache_creation_input_tokens": 1956, "output_tokens": 44,
-                       "cache_creation": {"ephemeral_5m_input_tokens": 1956,
-                                          "ephemeral_1h_input_tokens": 0}}},
+            {
+                "id": "msg_bdrk_4",
+                "type": "message",
+                "model": "claude-haiku-4-5-20251001",
+                "usage": {
+                    "input_tokens": 3,
+                    "cache_read_input_tokens": 9511,
+                    "cache_creation_input_tokens": 1956,
+                    "output_tokens": 44,
+                    "cache_creation": {
+                        "ephemeral_5m_input_tokens": 1956,
+                        "ephemeral_1h_input_tokens": 0,
+                    },
+                },
+            },
             (3, 9511, 1956, 44, None),
             id="anthropic",
         ),
         pytest.param(
-            {"output": {"message": {"content": [{"text": "x"}]}},
-             "usage": {"inputTokens": 5, "outputTokens": 10, "totalTokens": 15,
-                       "cacheReadInputTokenCount": 0, "cacheWriteInputTokenCount": 0}},
+            {
+                "output": {"message": {"content": [{"text": "x"}]}},
+                "usage": {
+                    "inputTokens": 5,
+                    "outputTokens": 10,
+                    "totalTokens": 15,
+                    "cacheReadInputTokenCount": 0,
+                    "cacheWriteInputTokenCount": 0,
+                },
+            },
             (5, 0, 0, 10, 15),
             id="nova",
         ),
@@ -582,8 +741,9 @@ def test_invoke_model_body_families_without_headers(
 
 
 def test_invoke_model_mistral_body_without_headers_is_missing() -> None:
-    record = decode("invoke_model", [b'{"outputs": [{"text": "x", "stop_reason": "stop"}]}'],
-                    headers={})
+    record = decode(
+        "invoke_model", [b'{"outputs": [{"text": "x", "stop_reason": "stop"}]}'], headers={}
+    )
 
     assert record.state == "missing"
 
@@ -604,9 +764,12 @@ def test_error_response_records_error_type(api: str) -> None:
 
 
 INVOKE_STREAM_FRAMES = [chunk_frame(chunk) for chunk in ANTHROPIC_STREAM[:-1]] + [
-    chunk_frame({**ANTHROPIC_STREAM[-1],
-                 "amazon-bedrock-invocationMetrics": {"inputTokenCount": 14,
-                                                      "outputTokenCount": 10}})
+    chunk_frame(
+        {
+            **ANTHROPIC_STREAM[-1],
+            "amazon-bedrock-invocationMetrics": {"inputTokenCount": 14, "outputTokenCount": 10},
+        }
+    )
 ]
 
 
@@ -634,37 +797,72 @@ def test_any_chunking_gives_same_record(data: st.DataObject, api: str) -> None:
 @pytest.mark.parametrize(
     ("host", "path", "api", "model", "stream"),
     [
-        pytest.param("bedrock-runtime.us-east-1.amazonaws.com",
-                     "/model/amazon.nova-micro-v1:0/converse", "converse",
-                     "amazon.nova-micro-v1:0", False, id="converse"),
-        pytest.param("bedrock-runtime.us-east-1.amazonaws.com",
-                     "/model/us.anthropic.claude-sonnet-4-20250514-v1:0/converse-stream",
-                     "converse_stream", "us.anthropic.claude-sonnet-4-20250514-v1:0", True,
-                     id="converse-stream-profile"),
-        pytest.param("bedrock-runtime.eu-central-1.amazonaws.com",
-                     "/model/eu.anthropic.claude-haiku-4-5-20251001-v1%3A0/invoke",
-                     "invoke_model", "eu.anthropic.claude-haiku-4-5-20251001-v1:0", False,
-                     id="invoke-percent-encoded"),
-        pytest.param("bedrock-runtime-fips.us-west-2.amazonaws.com",
-                     "/model/global.anthropic.claude-sonnet-4-5-20250929-v1:0/"
-                     "invoke-with-response-stream",
-                     "invoke_model_with_response_stream",
-                     "global.anthropic.claude-sonnet-4-5-20250929-v1:0", True, id="fips-global"),
-        pytest.param("bedrock-runtime.cn-north-1.amazonaws.com.cn",
-                     "/model/meta.llama3-1-70b-instruct-v1:0/invoke", "invoke_model",
-                     "meta.llama3-1-70b-instruct-v1:0", False, id="china"),
-        pytest.param("vpce-0abc-1xyz.bedrock-runtime.us-east-1.vpce.amazonaws.com",
-                     "/model/amazon.titan-text-lite-v1/invoke", "invoke_model",
-                     "amazon.titan-text-lite-v1", False, id="vpc-endpoint"),
-        pytest.param("127.0.0.1", "/model/amazon.nova-micro-v1:0/converse", "converse",
-                     "amazon.nova-micro-v1:0", False, id="loopback"),
-        pytest.param("bedrock-runtime.us-east-1.amazonaws.com",
-                     "/model/arn:aws:bedrock:us-east-1:123456789012:inference-profile/"
-                     "us.anthropic.claude-3-5-sonnet-20240620-v1:0/converse",
-                     "converse",
-                     "arn:aws:bedrock:us-east-1:123456789012:inference-profile/"
-                     "us.anthropic.claude-3-5-sonnet-20240620-v1:0",
-                     False, id="arn-with-slash"),
+        pytest.param(
+            "bedrock-runtime.us-east-1.amazonaws.com",
+            "/model/amazon.nova-micro-v1:0/converse",
+            "converse",
+            "amazon.nova-micro-v1:0",
+            False,
+            id="converse",
+        ),
+        pytest.param(
+            "bedrock-runtime.us-east-1.amazonaws.com",
+            "/model/us.anthropic.claude-sonnet-4-20250514-v1:0/converse-stream",
+            "converse_stream",
+            "us.anthropic.claude-sonnet-4-20250514-v1:0",
+            True,
+            id="converse-stream-profile",
+        ),
+        pytest.param(
+            "bedrock-runtime.eu-central-1.amazonaws.com",
+            "/model/eu.anthropic.claude-haiku-4-5-20251001-v1%3A0/invoke",
+            "invoke_model",
+            "eu.anthropic.claude-haiku-4-5-20251001-v1:0",
+            False,
+            id="invoke-percent-encoded",
+        ),
+        pytest.param(
+            "bedrock-runtime-fips.us-west-2.amazonaws.com",
+            "/model/global.anthropic.claude-sonnet-4-5-20250929-v1:0/invoke-with-response-stream",
+            "invoke_model_with_response_stream",
+            "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            True,
+            id="fips-global",
+        ),
+        pytest.param(
+            "bedrock-runtime.cn-north-1.amazonaws.com.cn",
+            "/model/meta.llama3-1-70b-instruct-v1:0/invoke",
+            "invoke_model",
+            "meta.llama3-1-70b-instruct-v1:0",
+            False,
+            id="china",
+        ),
+        pytest.param(
+            "vpce-0abc-1xyz.bedrock-runtime.us-east-1.vpce.amazonaws.com",
+            "/model/amazon.titan-text-lite-v1/invoke",
+            "invoke_model",
+            "amazon.titan-text-lite-v1",
+            False,
+            id="vpc-endpoint",
+        ),
+        pytest.param(
+            "127.0.0.1",
+            "/model/amazon.nova-micro-v1:0/converse",
+            "converse",
+            "amazon.nova-micro-v1:0",
+            False,
+            id="loopback",
+        ),
+        pytest.param(
+            "bedrock-runtime.us-east-1.amazonaws.com",
+            "/model/arn:aws:bedrock:us-east-1:123456789012:inference-profile/"
+            "us.anthropic.claude-3-5-sonnet-20240620-v1:0/converse",
+            "converse",
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/"
+            "us.anthropic.claude-3-5-sonnet-20240620-v1:0",
+            False,
+            id="arn-with-slash",
+        ),
     ],
 )
 def test_route_bedrock(host: str, path: str, api: str, model: str, stream: bool) -> None:
@@ -672,14 +870,21 @@ def test_route_bedrock(host: str, path: str, api: str, model: str, stream: bool)
 
     assert route is not None
     assert (route.provider, route.api, route.request_model, route.stream) == (
-        "bedrock", api, model, stream
+        "bedrock",
+        api,
+        model,
+        stream,
     )
     assert route.free is False
 
 
 def test_route_bedrock_count_tokens_is_free() -> None:
-    route = route_request("POST", "bedrock-runtime.us-east-1.amazonaws.com",
-                          "/model/anthropic.claude-3-5-haiku-20241022-v1:0/count-tokens", b"{}")
+    route = route_request(
+        "POST",
+        "bedrock-runtime.us-east-1.amazonaws.com",
+        "/model/anthropic.claude-3-5-haiku-20241022-v1:0/count-tokens",
+        b"{}",
+    )
 
     assert route is not None
     assert route.free is True
@@ -688,15 +893,20 @@ def test_route_bedrock_count_tokens_is_free() -> None:
 @pytest.mark.parametrize(
     ("method", "host", "path"),
     [
-        pytest.param("POST", "bedrock.us-east-1.amazonaws.com", "/model/x/invoke",
-                     id="control-plane-host"),
+        pytest.param(
+            "POST", "bedrock.us-east-1.amazonaws.com", "/model/x/invoke", id="control-plane-host"
+        ),
         pytest.param("POST", "models.example.com", "/model/x/invoke", id="other-host"),
-        pytest.param("POST", "bedrock-runtime.us-east-1.amazonaws.com", "/model/x/async-invoke",
-                     id="unknown-operation"),
-        pytest.param("POST", "bedrock-runtime.us-east-1.amazonaws.com", "/model//invoke",
-                     id="empty-model"),
-        pytest.param("GET", "bedrock-runtime.us-east-1.amazonaws.com", "/model/x/invoke",
-                     id="get"),
+        pytest.param(
+            "POST",
+            "bedrock-runtime.us-east-1.amazonaws.com",
+            "/model/x/async-invoke",
+            id="unknown-operation",
+        ),
+        pytest.param(
+            "POST", "bedrock-runtime.us-east-1.amazonaws.com", "/model//invoke", id="empty-model"
+        ),
+        pytest.param("GET", "bedrock-runtime.us-east-1.amazonaws.com", "/model/x/invoke", id="get"),
     ],
 )
 def test_route_not_bedrock_model_call(method: str, host: str, path: str) -> None:

@@ -22,27 +22,55 @@ ARN_MODEL = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthrop
 MESSAGES: Any = [{"role": "user", "content": "hi"}]
 
 STREAM_EVENTS: list[dict[str, Any]] = [
-    {"type": "message_start", "message": {
-        "id": "msg_bdrk_01", "type": "message", "role": "assistant", "model": "claude-x",
-        "content": [], "stop_reason": None, "stop_sequence": None,
-        "usage": {"input_tokens": 392, "output_tokens": 4}}},
+    {
+        "type": "message_start",
+        "message": {
+            "id": "msg_bdrk_01",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-x",
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 392, "output_tokens": 4},
+        },
+    },
     {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
     {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}},
     {"type": "content_block_stop", "index": 0},
-    {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-     "usage": {"output_tokens": 134}},
-    {"type": "message_stop", "amazon-bedrock-invocationMetrics": {
-        "inputTokenCount": 392, "outputTokenCount": 90, "invocationLatency": 3722,
-        "firstByteLatency": 779}},
+    {
+        "type": "message_delta",
+        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+        "usage": {"output_tokens": 134},
+    },
+    {
+        "type": "message_stop",
+        "amazon-bedrock-invocationMetrics": {
+            "inputTokenCount": 392,
+            "outputTokenCount": 90,
+            "invocationLatency": 3722,
+            "firstByteLatency": 779,
+        },
+    },
 ]
 STREAM_FRAMES = [chunk_frame(event) for event in STREAM_EVENTS]
-MESSAGE_BODY = json.dumps({
-    "id": "msg_bdrk_02", "type": "message", "role": "assistant", "model": "claude-x",
-    "content": [{"type": "text", "text": "Hi"}], "stop_reason": "end_turn",
-    "stop_sequence": None,
-    "usage": {"input_tokens": 14, "cache_read_input_tokens": 100,
-              "cache_creation_input_tokens": 0, "output_tokens": 10},
-}).encode()
+MESSAGE_BODY = json.dumps(
+    {
+        "id": "msg_bdrk_02",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-x",
+        "content": [{"type": "text", "text": "Hi"}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": 14,
+            "cache_read_input_tokens": 100,
+            "cache_creation_input_tokens": 0,
+            "output_tokens": 10,
+        },
+    }
+).encode()
 
 
 def small_pieces(frames: Sequence[bytes], size: int = 50) -> list[bytes]:
@@ -74,12 +102,15 @@ class Bedrock:
         if request.url.path.endswith("/invoke-with-response-stream"):
             return httpx2.Response(
                 200,
-                headers={"content-type": EVENTSTREAM_CONTENT_TYPE,
-                         "x-amzn-requestid": "req-stream"},
+                headers={
+                    "content-type": EVENTSTREAM_CONTENT_TYPE,
+                    "x-amzn-requestid": "req-stream",
+                },
                 stream=Body(small_pieces(self.stream_frames)),
             )
         return httpx2.Response(
-            200, headers={"content-type": "application/json", "x-amzn-requestid": "req-json"},
+            200,
+            headers={"content-type": "application/json", "x-amzn-requestid": "req-json"},
             stream=Body([MESSAGE_BODY]),
         )
 
@@ -104,7 +135,9 @@ def test_stream_metered_from_invocation_metrics(sink: RecordingSink) -> None:
     assert handler.paths[0].endswith("/invoke-with-response-stream")
     (record,) = sink.records
     assert (record.provider, record.api, record.stream) == (
-        "bedrock", "invoke_model_with_response_stream", True
+        "bedrock",
+        "invoke_model_with_response_stream",
+        True,
     )
     assert record.state == "complete"
     assert (record.usage.input_tokens, record.usage.output_tokens) == (392, 90)
@@ -118,14 +151,18 @@ def test_stream_metered_from_invocation_metrics(sink: RecordingSink) -> None:
 def test_message_metered_from_body(sink: RecordingSink) -> None:
     client = sync_client(Bedrock(STREAM_FRAMES), sink)
 
-    message = client.messages.create(model="us.anthropic.claude-x-v1:0", max_tokens=10,
-                                     messages=MESSAGES)
+    message = client.messages.create(
+        model="us.anthropic.claude-x-v1:0", max_tokens=10, messages=MESSAGES
+    )
 
     assert message.usage.input_tokens == 14
     (record,) = sink.records
     assert (record.api, record.state, record.stream) == ("invoke_model", "complete", False)
-    assert (record.usage.input_tokens, record.usage.cached_input_tokens,
-            record.usage.output_tokens) == (14, 100, 10)
+    assert (
+        record.usage.input_tokens,
+        record.usage.cached_input_tokens,
+        record.usage.output_tokens,
+    ) == (14, 100, 10)
     assert record.request_model == "us.anthropic.claude-x-v1:0"
     assert record.response_id == "req-json"
 
@@ -135,8 +172,9 @@ def test_stream_exception_frame_is_partial(sink: RecordingSink) -> None:
     client = sync_client(Bedrock(frames), sink)
 
     with pytest.raises(anthropic.APIError):
-        for _ in client.messages.create(model=ARN_MODEL, max_tokens=10, messages=MESSAGES,
-                                        stream=True):
+        for _ in client.messages.create(
+            model=ARN_MODEL, max_tokens=10, messages=MESSAGES, stream=True
+        ):
             pass
 
     (record,) = sink.records
@@ -156,8 +194,9 @@ async def test_async_stream_metered(sink: RecordingSink) -> None:
         max_retries=0,
     )
 
-    stream = await client.messages.create(model=ARN_MODEL, max_tokens=10, messages=MESSAGES,
-                                          stream=True)
+    stream = await client.messages.create(
+        model=ARN_MODEL, max_tokens=10, messages=MESSAGES, stream=True
+    )
     events = [event.type async for event in stream]
 
     assert events[-1] == "message_stop"

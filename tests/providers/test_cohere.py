@@ -47,8 +47,9 @@ V2_SSE = (
     b'event: content-delta\ndata: {"type":"content-delta","index":0,'
     b'"delta":{"message":{"content":{"text":"Sure"}}}}\n\n'
     b"event: message-end\ndata: "
-    + json.dumps({"type": "message-end", "delta": {"finish_reason": "COMPLETE",
-                                                    "usage": V2_USAGE}}).encode()
+    + json.dumps(
+        {"type": "message-end", "delta": {"finish_reason": "COMPLETE", "usage": V2_USAGE}}
+    ).encode()
     + b"\n\ndata: [DONE]\n\n"
 )
 
@@ -58,10 +59,12 @@ V2_SSE = (
     [
         pytest.param(V1_META, (69, None, 116), id="tokens-over-billed-units"),
         pytest.param(V2_USAGE, (4, 208, 64), id="cached-inside-tokens"),
-        pytest.param({"billed_units": {"input_tokens": 208}}, (208, None, None),
-                     id="embed-billed-units-only"),
-        pytest.param({"billed_units": {"input_tokens": 9}, "tokens": {}}, (9, None, None),
-                     id="empty-tokens"),
+        pytest.param(
+            {"billed_units": {"input_tokens": 208}}, (208, None, None), id="embed-billed-units-only"
+        ),
+        pytest.param(
+            {"billed_units": {"input_tokens": 9}, "tokens": {}}, (9, None, None), id="empty-tokens"
+        ),
         pytest.param({"billed_units": {"search_units": 1}}, (None, None, None), id="rerank"),
     ],
 )
@@ -94,8 +97,13 @@ def test_usage_rejects_invalid(raw: dict[str, object]) -> None:
 
 def test_v1_chat_json() -> None:
     body = json.dumps(
-        {"response_id": "resp-1", "generation_id": "gen-1", "text": "Arr",
-         "finish_reason": "COMPLETE", "meta": V1_META}
+        {
+            "response_id": "resp-1",
+            "generation_id": "gen-1",
+            "text": "Arr",
+            "finish_reason": "COMPLETE",
+            "meta": V1_META,
+        }
     ).encode()
     chat = route("POST", V1_CHAT, b'{"message": "hi", "model": "command", "stream": false}')
 
@@ -199,11 +207,13 @@ def test_embed_and_rerank() -> None:
     rerank = route("POST", "https://api.cohere.com/v2/rerank", b'{"model": "rerank-v3.5"}')
 
     embedded, _ = decode(
-        embed, [b'{"id": "e1", "meta": {"billed_units": {"input_tokens": 208}}}'],
+        embed,
+        [b'{"id": "e1", "meta": {"billed_units": {"input_tokens": 208}}}'],
         content_type="application/json",
     )
     reranked, _ = decode(
-        rerank, [b'{"id": "r1", "results": [], "meta": {"billed_units": {"search_units": 1}}}'],
+        rerank,
+        [b'{"id": "r1", "results": [], "meta": {"billed_units": {"search_units": 1}}}'],
         content_type="application/json",
     )
 

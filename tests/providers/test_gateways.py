@@ -23,17 +23,30 @@ def _route(method: str, host: str, path: str, body: bytes | None = b"{}") -> Rou
 @pytest.mark.parametrize(
     ("provider_path", "body", "expected"),
     [
-        pytest.param("/openai/chat/completions", b'{"model": "gpt-4o-mini", "stream": true}',
-                     ("openai", "chat_completions", "openai_chat", "gpt-4o-mini", True),
-                     id="openai"),
-        pytest.param("/openai/responses", b'{"model": "gpt-5"}',
-                     ("openai", "responses", "openai_responses", "gpt-5", False), id="responses"),
-        pytest.param("/anthropic/v1/messages", b'{"model": "claude-sonnet-4-5"}',
-                     ("anthropic", "messages", "anthropic_messages", "claude-sonnet-4-5", False),
-                     id="anthropic"),
-        pytest.param("/google-ai-studio/v1beta/models/gemini-2.5-flash:streamGenerateContent",
-                     b"{}", ("gemini", "generate_content", "gemini", "gemini-2.5-flash", True),
-                     id="google-ai-studio"),
+        pytest.param(
+            "/openai/chat/completions",
+            b'{"model": "gpt-4o-mini", "stream": true}',
+            ("openai", "chat_completions", "openai_chat", "gpt-4o-mini", True),
+            id="openai",
+        ),
+        pytest.param(
+            "/openai/responses",
+            b'{"model": "gpt-5"}',
+            ("openai", "responses", "openai_responses", "gpt-5", False),
+            id="responses",
+        ),
+        pytest.param(
+            "/anthropic/v1/messages",
+            b'{"model": "claude-sonnet-4-5"}',
+            ("anthropic", "messages", "anthropic_messages", "claude-sonnet-4-5", False),
+            id="anthropic",
+        ),
+        pytest.param(
+            "/google-ai-studio/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+            b"{}",
+            ("gemini", "generate_content", "gemini", "gemini-2.5-flash", True),
+            id="google-ai-studio",
+        ),
         pytest.param(
             "/google-vertex-ai/v1/projects/p/locations/us-east5/publishers/anthropic/models"
             "/claude-opus-4@20250514:rawPredict",
@@ -41,29 +54,60 @@ def _route(method: str, host: str, path: str, body: bytes | None = b"{}") -> Rou
             ("vertex_ai", "messages", "anthropic_messages", "claude-opus-4@20250514", False),
             id="vertex-anthropic",
         ),
-        pytest.param("/azure-openai/my-resource/my-deployment/chat/completions", b"{}",
-                     ("azure_openai", "chat_completions", "openai_chat", "my-deployment", False),
-                     id="azure-openai"),
-        pytest.param("/groq/chat/completions", b'{"model": "llama-3.3-70b-versatile"}',
-                     ("groq", "chat_completions", "openai_chat", "llama-3.3-70b-versatile",
-                      False), id="groq"),
-        pytest.param("/grok/v1/chat/completions", b'{"model": "grok-4"}',
-                     ("xai", "chat_completions", "openai_chat", "grok-4", False), id="grok"),
-        pytest.param("/mistral/v1/chat/completions", b'{"model": "mistral-large-latest"}',
-                     ("mistral", "chat_completions", "openai_chat", "mistral-large-latest",
-                      False), id="mistral"),
-        pytest.param("/deepseek/chat/completions", b'{"model": "deepseek-chat"}',
-                     ("deepseek", "chat_completions", "openai_chat", "deepseek-chat", False),
-                     id="deepseek"),
-        pytest.param("/cohere/v2/chat", b'{"model": "command-a-03-2025"}',
-                     ("cohere", "chat", "cohere", "command-a-03-2025", False), id="cohere"),
-        pytest.param("/workers-ai/v1/chat/completions", b'{"model": "@cf/meta/llama-3.1-8b"}',
-                     ("workers-ai", "chat_completions", "openai_chat", "@cf/meta/llama-3.1-8b",
-                      False), id="unlisted-slug"),
-        pytest.param("/compat/chat/completions",
-                     b'{"model": "google-ai-studio/gemini-2.5-flash"}',
-                     ("gemini", "chat_completions", "openai_chat",
-                      "google-ai-studio/gemini-2.5-flash", False), id="compat"),
+        pytest.param(
+            "/azure-openai/my-resource/my-deployment/chat/completions",
+            b"{}",
+            ("azure_openai", "chat_completions", "openai_chat", "my-deployment", False),
+            id="azure-openai",
+        ),
+        pytest.param(
+            "/groq/chat/completions",
+            b'{"model": "llama-3.3-70b-versatile"}',
+            ("groq", "chat_completions", "openai_chat", "llama-3.3-70b-versatile", False),
+            id="groq",
+        ),
+        pytest.param(
+            "/grok/v1/chat/completions",
+            b'{"model": "grok-4"}',
+            ("xai", "chat_completions", "openai_chat", "grok-4", False),
+            id="grok",
+        ),
+        pytest.param(
+            "/mistral/v1/chat/completions",
+            b'{"model": "mistral-large-latest"}',
+            ("mistral", "chat_completions", "openai_chat", "mistral-large-latest", False),
+            id="mistral",
+        ),
+        pytest.param(
+            "/deepseek/chat/completions",
+            b'{"model": "deepseek-chat"}',
+            ("deepseek", "chat_completions", "openai_chat", "deepseek-chat", False),
+            id="deepseek",
+        ),
+        pytest.param(
+            "/cohere/v2/chat",
+            b'{"model": "command-a-03-2025"}',
+            ("cohere", "chat", "cohere", "command-a-03-2025", False),
+            id="cohere",
+        ),
+        pytest.param(
+            "/workers-ai/v1/chat/completions",
+            b'{"model": "@cf/meta/llama-3.1-8b"}',
+            ("workers-ai", "chat_completions", "openai_chat", "@cf/meta/llama-3.1-8b", False),
+            id="unlisted-slug",
+        ),
+        pytest.param(
+            "/compat/chat/completions",
+            b'{"model": "google-ai-studio/gemini-2.5-flash"}',
+            (
+                "gemini",
+                "chat_completions",
+                "openai_chat",
+                "google-ai-studio/gemini-2.5-flash",
+                False,
+            ),
+            id="compat",
+        ),
     ],
 )
 def test_cloudflare_provider_paths(
@@ -78,7 +122,10 @@ def test_cloudflare_batch_results_download() -> None:
     found = _route("GET", CLOUDFLARE, ACCOUNT_GATEWAY + "/openai/files/file-abc/content", None)
 
     assert (found.provider, found.api, found.batch, found.response_id) == (
-        "openai", "batch", True, "file-abc"
+        "openai",
+        "batch",
+        True,
+        "file-abc",
     )
 
 
@@ -92,8 +139,15 @@ def test_cloudflare_free_and_unknown_paths() -> None:
 
 def _steps(*steps: tuple[str, str, dict[str, object]]) -> bytes:
     return json.dumps(
-        [{"provider": provider, "endpoint": endpoint, "headers": {"authorization": "Bearer x"},
-          "query": query} for provider, endpoint, query in steps]
+        [
+            {
+                "provider": provider,
+                "endpoint": endpoint,
+                "headers": {"authorization": "Bearer x"},
+                "query": query,
+            }
+            for provider, endpoint, query in steps
+        ]
     ).encode()
 
 
@@ -106,7 +160,10 @@ def test_cloudflare_universal_single_provider() -> None:
     found = _route("POST", CLOUDFLARE, ACCOUNT_GATEWAY, body)
 
     assert (found.provider, found.shape, found.request_model, found.stream) == (
-        "openai", "openai_chat", "gpt-4o-mini", True
+        "openai",
+        "openai_chat",
+        "gpt-4o-mini",
+        True,
     )
 
 
@@ -130,10 +187,16 @@ def test_cloudflare_universal_invalid_body_not_routed() -> None:
 
 
 def test_cloudflare_gateway_record_end_to_end() -> None:
-    found = _route("POST", CLOUDFLARE, ACCOUNT_GATEWAY + "/anthropic/v1/messages",
-                   b'{"model": "claude-haiku-4-5"}')
-    body = (b'{"id": "msg_1", "type": "message", "model": "claude-haiku-4-5", "usage": '
-            b'{"input_tokens": 12, "cache_read_input_tokens": 50, "output_tokens": 9}}')
+    found = _route(
+        "POST",
+        CLOUDFLARE,
+        ACCOUNT_GATEWAY + "/anthropic/v1/messages",
+        b'{"model": "claude-haiku-4-5"}',
+    )
+    body = (
+        b'{"id": "msg_1", "type": "message", "model": "claude-haiku-4-5", "usage": '
+        b'{"input_tokens": 12, "cache_read_input_tokens": 50, "output_tokens": 9}}'
+    )
 
     record, _ = decode(found, [body], content_type="application/json")
 
@@ -144,29 +207,61 @@ def test_cloudflare_gateway_record_end_to_end() -> None:
 @pytest.mark.parametrize(
     ("host", "path", "expected"),
     [
-        pytest.param("litellm.internal", "/chat/completions",
-                     ("litellm.internal", "chat_completions", "openai_chat"), id="litellm-chat"),
-        pytest.param("litellm.internal", "/v1/messages",
-                     ("litellm.internal", "messages", "anthropic_messages"),
-                     id="litellm-anthropic"),
-        pytest.param("litellm.internal", "/gemini/v1beta/models/gemini-2.5-pro:generateContent",
-                     ("litellm.internal", "generate_content", "gemini"),
-                     id="litellm-gemini-passthrough"),
-        pytest.param("openrouter.ai", "/api/v1/chat/completions",
-                     ("openrouter", "chat_completions", "openai_chat"), id="openrouter"),
-        pytest.param("openrouter.ai", "/api/v1/messages",
-                     ("openrouter", "messages", "anthropic_messages"), id="openrouter-messages"),
-        pytest.param("api.portkey.ai", "/v1/messages",
-                     ("portkey", "messages", "anthropic_messages"), id="portkey-messages"),
-        pytest.param("aiplatform.googleapis.com",
-                     "/v1/projects/p/locations/global/endpoints/openapi/chat/completions",
-                     ("vertex_ai", "chat_completions", "openai_chat"), id="vertex-openapi"),
-        pytest.param("europe-west4-aiplatform.googleapis.com",
-                     "/v1/projects/p/locations/europe-west4/publishers/mistralai/models"
-                     "/mistral-small-2503:streamRawPredict",
-                     ("vertex_ai", "chat_completions", "openai_chat"), id="vertex-mistral"),
-        pytest.param("localhost", "/v1beta/models/gemini-2.5-flash:generateContent",
-                     ("gemini", "generate_content", "gemini"), id="loopback-gemini"),
+        pytest.param(
+            "litellm.internal",
+            "/chat/completions",
+            ("litellm.internal", "chat_completions", "openai_chat"),
+            id="litellm-chat",
+        ),
+        pytest.param(
+            "litellm.internal",
+            "/v1/messages",
+            ("litellm.internal", "messages", "anthropic_messages"),
+            id="litellm-anthropic",
+        ),
+        pytest.param(
+            "litellm.internal",
+            "/gemini/v1beta/models/gemini-2.5-pro:generateContent",
+            ("litellm.internal", "generate_content", "gemini"),
+            id="litellm-gemini-passthrough",
+        ),
+        pytest.param(
+            "openrouter.ai",
+            "/api/v1/chat/completions",
+            ("openrouter", "chat_completions", "openai_chat"),
+            id="openrouter",
+        ),
+        pytest.param(
+            "openrouter.ai",
+            "/api/v1/messages",
+            ("openrouter", "messages", "anthropic_messages"),
+            id="openrouter-messages",
+        ),
+        pytest.param(
+            "api.portkey.ai",
+            "/v1/messages",
+            ("portkey", "messages", "anthropic_messages"),
+            id="portkey-messages",
+        ),
+        pytest.param(
+            "aiplatform.googleapis.com",
+            "/v1/projects/p/locations/global/endpoints/openapi/chat/completions",
+            ("vertex_ai", "chat_completions", "openai_chat"),
+            id="vertex-openapi",
+        ),
+        pytest.param(
+            "europe-west4-aiplatform.googleapis.com",
+            "/v1/projects/p/locations/europe-west4/publishers/mistralai/models"
+            "/mistral-small-2503:streamRawPredict",
+            ("vertex_ai", "chat_completions", "openai_chat"),
+            id="vertex-mistral",
+        ),
+        pytest.param(
+            "localhost",
+            "/v1beta/models/gemini-2.5-flash:generateContent",
+            ("gemini", "generate_content", "gemini"),
+            id="loopback-gemini",
+        ),
     ],
 )
 def test_paths_route_without_known_host(
@@ -181,21 +276,39 @@ def test_paths_route_without_known_host(
     ("method", "host", "path"),
     [
         pytest.param("GET", "api.openai.com", "/v1/responses/resp_123", id="responses-retrieve"),
-        pytest.param("GET", "api.openai.com", "/v1/responses/resp_123/input_items",
-                     id="responses-input-items"),
-        pytest.param("POST", "api.openai.com", "/v1/responses/resp_123/cancel",
-                     id="responses-cancel"),
-        pytest.param("GET", "generativelanguage.googleapis.com", "/v1beta/cachedContents/abc",
-                     id="cache-get"),
-        pytest.param("POST", "us-central1-aiplatform.googleapis.com",
-                     "/v1/projects/p/locations/l/publishers/meta/models/llama:rawPredict",
-                     id="raw-predict-unknown-publisher"),
-        pytest.param("POST", "generativelanguage.googleapis.com",
-                     "/v1beta/models/gemini-2.5-flash:generateImages", id="unknown-action"),
-        pytest.param("GET", "api.anthropic.com", "/v1/messages/batches/msgbatch_1",
-                     id="batch-status"),
-        pytest.param("GET", "llm.example.test", "/v1/messages/batches/b/results",
-                     id="batch-results-unknown-host"),
+        pytest.param(
+            "GET",
+            "api.openai.com",
+            "/v1/responses/resp_123/input_items",
+            id="responses-input-items",
+        ),
+        pytest.param(
+            "POST", "api.openai.com", "/v1/responses/resp_123/cancel", id="responses-cancel"
+        ),
+        pytest.param(
+            "GET", "generativelanguage.googleapis.com", "/v1beta/cachedContents/abc", id="cache-get"
+        ),
+        pytest.param(
+            "POST",
+            "us-central1-aiplatform.googleapis.com",
+            "/v1/projects/p/locations/l/publishers/meta/models/llama:rawPredict",
+            id="raw-predict-unknown-publisher",
+        ),
+        pytest.param(
+            "POST",
+            "generativelanguage.googleapis.com",
+            "/v1beta/models/gemini-2.5-flash:generateImages",
+            id="unknown-action",
+        ),
+        pytest.param(
+            "GET", "api.anthropic.com", "/v1/messages/batches/msgbatch_1", id="batch-status"
+        ),
+        pytest.param(
+            "GET",
+            "llm.example.test",
+            "/v1/messages/batches/b/results",
+            id="batch-results-unknown-host",
+        ),
     ],
 )
 def test_requests_not_routed(method: str, host: str, path: str) -> None:

@@ -18,8 +18,7 @@ GENERATE_URL = (
     "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
 )
 STREAM_URL = (
-    "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash"
-    ":streamGenerateContent"
+    "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:streamGenerateContent"
 )
 VERTEX_STREAM_URL = (
     "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1"
@@ -113,7 +112,8 @@ def test_usage_semantics_all_fields() -> None:
             id="plain",
         ),
         pytest.param(
-            {"promptTokenCount": 5, "totalTokenCount": 5}, (5, None, None, None, 5),
+            {"promptTokenCount": 5, "totalTokenCount": 5},
+            (5, None, None, None, 5),
             id="prompt-only-snapshot",
         ),
         pytest.param(
@@ -125,17 +125,19 @@ def test_usage_semantics_all_fields() -> None:
             id="thoughts-without-candidates",
         ),
         pytest.param(
-            {"promptTokenCount": 3520, "cachedContentTokenCount": 3520, "totalTokenCount": 3522,
-             "candidatesTokenCount": 2},
+            {
+                "promptTokenCount": 3520,
+                "cachedContentTokenCount": 3520,
+                "totalTokenCount": 3522,
+                "candidatesTokenCount": 2,
+            },
             (0, 3520, 2, None, 3522),
             id="all-cached",
         ),
         pytest.param({}, (None, None, None, None, None), id="empty"),
     ],
 )
-def test_usage_semantics_table(
-    raw: dict[str, Any], expected: tuple[int | None, ...]
-) -> None:
+def test_usage_semantics_table(raw: dict[str, Any], expected: tuple[int | None, ...]) -> None:
     usage = gemini_usage(raw)
 
     assert (
@@ -290,7 +292,8 @@ def test_prompt_blocked_is_terminal() -> None:
     }
 
     record, _ = decode(
-        stream, [b"data: " + json.dumps(blocked).encode() + b"\n\n"],
+        stream,
+        [b"data: " + json.dumps(blocked).encode() + b"\n\n"],
         content_type="text/event-stream",
     )
 
@@ -302,12 +305,16 @@ def test_prompt_blocked_is_terminal() -> None:
     ("status", "body", "content_type"),
     [
         pytest.param(
-            404, b'{"error": {"code": 404, "message": "models/x is not found", '
-            b'"status": "NOT_FOUND"}}', "application/json", id="json-404",
+            404,
+            b'{"error": {"code": 404, "message": "models/x is not found", "status": "NOT_FOUND"}}',
+            "application/json",
+            id="json-404",
         ),
         pytest.param(
-            200, b'[{"error": {"code": 500, "message": "internal", "status": "INTERNAL"}}]',
-            "application/json", id="in-array-error",
+            200,
+            b'[{"error": {"code": 500, "message": "internal", "status": "INTERNAL"}}]',
+            "application/json",
+            id="in-array-error",
         ),
     ],
 )
@@ -332,7 +339,8 @@ def test_cached_contents_create_records_cache_size() -> None:
         }
     ).encode()
     create = route(
-        "POST", "https://generativelanguage.googleapis.com/v1beta/cachedContents",
+        "POST",
+        "https://generativelanguage.googleapis.com/v1beta/cachedContents",
         b'{"model": "models/gemini-2.5-flash", "contents": []}',
     )
 
@@ -361,12 +369,13 @@ def test_cached_contents_delete_is_missing() -> None:
 def test_embed_content_usage() -> None:
     embed = route(
         "POST",
-        "https://generativelanguage.googleapis.com/v1beta/models/gemini-embedding-001"
-        ":embedContent",
+        "https://generativelanguage.googleapis.com/v1beta/models/gemini-embedding-001:embedContent",
         b"{}",
     )
-    body = b'{"embedding": {"values": [0.1, 0.2]}, "usageMetadata": {"promptTokenCount": 7, ' \
+    body = (
+        b'{"embedding": {"values": [0.1, 0.2]}, "usageMetadata": {"promptTokenCount": 7, '
         b'"totalTokenCount": 7}}'
+    )
 
     record, _ = decode(embed, [body], content_type="application/json")
 
@@ -378,8 +387,9 @@ def test_embed_content_usage() -> None:
 def test_stream_relayed_with_done_marker() -> None:
     stream = route("POST", STREAM_URL, b"{}")
 
-    record, decoder = decode(stream, [SSE_BODY + b"data: [DONE]\n\n"],
-                             content_type="text/event-stream")
+    record, decoder = decode(
+        stream, [SSE_BODY + b"data: [DONE]\n\n"], content_type="text/event-stream"
+    )
 
     assert decoder.problem is None
     assert record.state == "complete"

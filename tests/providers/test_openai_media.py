@@ -40,8 +40,9 @@ TRANSCRIPTION_SSE = (
     b'data: {"type":"transcript.text.delta","delta":"I"}\n\n'
     b'data: {"type":"transcript.text.delta","delta":" see."}\n\n'
     b"data: "
-    + json.dumps({"type": "transcript.text.done", "text": "I see.",
-                  "usage": TRANSCRIPTION_TOKENS}).encode()
+    + json.dumps(
+        {"type": "transcript.text.done", "text": "I see.", "usage": TRANSCRIPTION_TOKENS}
+    ).encode()
     + b"\n\n"
 )
 SPEECH_SSE = (
@@ -51,11 +52,13 @@ SPEECH_SSE = (
 )
 IMAGE_SSE = (
     b"event: image_generation.partial_image\ndata: "
-    + json.dumps({"type": "image_generation.partial_image", "b64_json": PIXEL,
-                  "partial_image_index": 0}).encode()
+    + json.dumps(
+        {"type": "image_generation.partial_image", "b64_json": PIXEL, "partial_image_index": 0}
+    ).encode()
     + b"\n\nevent: image_generation.completed\ndata: "
-    + json.dumps({"type": "image_generation.completed", "b64_json": PIXEL,
-                  "usage": IMAGE_USAGE}).encode()
+    + json.dumps(
+        {"type": "image_generation.completed", "b64_json": PIXEL, "usage": IMAGE_USAGE}
+    ).encode()
     + b"\n\n"
 )
 
@@ -67,12 +70,17 @@ IMAGE_SSE = (
         pytest.param(IMAGE_USAGE, (50, None, 4160, None, 40, 4096, 4210), id="image"),
         pytest.param(
             {"input_tokens": 14, "output_tokens": 101, "total_tokens": 115},
-            (14, None, 101, None, None, None, 115), id="speech",
+            (14, None, 101, None, None, None, 115),
+            id="speech",
         ),
         pytest.param(
-            {"input_tokens": 50, "input_tokens_details": {"cached_tokens": 20, "image_tokens": 40},
-             "output_tokens": 10},
-            (30, 20, 10, None, 40, None, None), id="cached-image-input",
+            {
+                "input_tokens": 50,
+                "input_tokens_details": {"cached_tokens": 20, "image_tokens": 40},
+                "output_tokens": 10,
+            },
+            (30, 20, 10, None, 40, None, None),
+            id="cached-image-input",
         ),
     ],
 )
@@ -128,8 +136,9 @@ def test_transcription_duration_usage_complete_not_billable() -> None:
 def test_transcription_text_formats_missing_without_problem(content_type: str) -> None:
     transcription = route("POST", TRANSCRIPTIONS)
 
-    record, decoder = decode(transcription, [b"1\n00:00:00,000 --> 00:00:01,000\nHi\n"],
-                             content_type=content_type)
+    record, decoder = decode(
+        transcription, [b"1\n00:00:00,000 --> 00:00:01,000\nHi\n"], content_type=content_type
+    )
 
     assert record.state == "missing"
     assert decoder.problem is None
@@ -139,8 +148,9 @@ def test_transcription_text_formats_missing_without_problem(content_type: str) -
 def test_transcription_stream(way: str) -> None:
     transcription = route("POST", TRANSCRIPTIONS)
 
-    record, _ = decode(transcription, chunked(TRANSCRIPTION_SSE, way),
-                       content_type="text/event-stream")
+    record, _ = decode(
+        transcription, chunked(TRANSCRIPTION_SSE, way), content_type="text/event-stream"
+    )
 
     assert record.stream is True
     assert record.state == "complete"
@@ -194,8 +204,13 @@ def test_image_generation_json(way: str) -> None:
 
 def test_image_svg_usage_kept_raw_only() -> None:
     generation = route("POST", GENERATIONS, b'{"model": "gpt-image-2"}')
-    svg = {"model": "gpt-5", "input_tokens": 5, "output_tokens": 900, "reasoning_tokens": 800,
-           "total_tokens": 905}
+    svg = {
+        "model": "gpt-5",
+        "input_tokens": 5,
+        "output_tokens": 900,
+        "reasoning_tokens": 800,
+        "total_tokens": 905,
+    }
     body = json.dumps({"created": 1, "data": [], "usage": IMAGE_USAGE, "svg_usage": svg}).encode()
 
     record, _ = decode(generation, [body], content_type="application/json")
@@ -207,8 +222,11 @@ def test_image_svg_usage_kept_raw_only() -> None:
 def test_dall_e_image_without_usage_is_missing() -> None:
     generation = route("POST", GENERATIONS, b'{"model": "dall-e-3"}')
 
-    record, _ = decode(generation, [b'{"created": 1, "data": [{"url": "https://x"}]}'],
-                       content_type="application/json")
+    record, _ = decode(
+        generation,
+        [b'{"created": 1, "data": [{"url": "https://x"}]}'],
+        content_type="application/json",
+    )
 
     assert record.state == "missing"
 

@@ -31,19 +31,32 @@ FINAL_USAGE = {
     "totalTokenCount": 215,
 }
 GENERATE_REPLY = {
-    "candidates": [{"content": {"parts": [{"text": "Paris."}], "role": "model"},
-                    "finishReason": "STOP", "index": 0}],
+    "candidates": [
+        {
+            "content": {"parts": [{"text": "Paris."}], "role": "model"},
+            "finishReason": "STOP",
+            "index": 0,
+        }
+    ],
     "usageMetadata": FINAL_USAGE,
     "modelVersion": MODEL,
     "responseId": "gen-json-1",
 }
 STREAM_CHUNKS = [
-    {"candidates": [{"content": {"parts": [{"text": "Pa"}], "role": "model"}}],
-     "usageMetadata": {"promptTokenCount": 120, "totalTokenCount": 120},
-     "modelVersion": MODEL, "responseId": "gen-sse-1"},
-    {"candidates": [{"content": {"parts": [{"text": "ris."}], "role": "model"},
-                     "finishReason": "STOP"}],
-     "usageMetadata": FINAL_USAGE, "modelVersion": MODEL, "responseId": "gen-sse-1"},
+    {
+        "candidates": [{"content": {"parts": [{"text": "Pa"}], "role": "model"}}],
+        "usageMetadata": {"promptTokenCount": 120, "totalTokenCount": 120},
+        "modelVersion": MODEL,
+        "responseId": "gen-sse-1",
+    },
+    {
+        "candidates": [
+            {"content": {"parts": [{"text": "ris."}], "role": "model"}, "finishReason": "STOP"}
+        ],
+        "usageMetadata": FINAL_USAGE,
+        "modelVersion": MODEL,
+        "responseId": "gen-sse-1",
+    },
 ]
 
 
@@ -77,12 +90,21 @@ def _reply(request: httpx2.Request, *, is_async: bool) -> httpx2.Response:
         chunks = [b'{"totalTokens": 31}']
         content_type = "application/json"
     elif path.endswith(":batchEmbedContents"):
-        chunks = [b'{"embeddings": [{"values": [0.5, 0.25]}], '
-                  b'"usageMetadata": {"promptTokenCount": 6, "totalTokenCount": 6}}']
+        chunks = [
+            b'{"embeddings": [{"values": [0.5, 0.25]}], '
+            b'"usageMetadata": {"promptTokenCount": 6, "totalTokenCount": 6}}'
+        ]
         content_type = "application/json"
     elif path.endswith("/cachedContents") and request.method == "POST":
-        chunks = [json.dumps({"name": "cachedContents/c1", "model": f"models/{MODEL}",
-                              "usageMetadata": {"totalTokenCount": 3512}}).encode()]
+        chunks = [
+            json.dumps(
+                {
+                    "name": "cachedContents/c1",
+                    "model": f"models/{MODEL}",
+                    "usageMetadata": {"totalTokenCount": 3512},
+                }
+            ).encode()
+        ]
         content_type = "application/json"
     elif "/cachedContents/" in path and request.method == "DELETE":
         chunks = [b"{}"]
@@ -105,8 +127,7 @@ async def _async_handler(request: httpx2.Request) -> httpx2.Response:
 
 
 def _client(sink: RecordingSink, **client_options: Any) -> genai.Client:
-    sync_client = tokenwire.MeteredClient(transport=httpx2.MockTransport(_sync_handler),
-                                          meter=sink)
+    sync_client = tokenwire.MeteredClient(transport=httpx2.MockTransport(_sync_handler), meter=sink)
     async_client = tokenwire.AsyncMeteredClient(
         transport=httpx2.MockTransport(_async_handler), meter=sink
     )
@@ -248,4 +269,3 @@ def test_results_equal_unmetered(sink: RecordingSink) -> None:
 
     assert actual == expected
     assert len(sink.records) == 1
-

@@ -44,8 +44,14 @@ CHAT = {
     "object": "chat.completion",
     "created": 1,
     "model": "gpt-4o-mini-2024-07-18",
-    "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                 "message": {"role": "assistant", "content": '{"city": "Paris"}'}}],
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "stop",
+            "logprobs": None,
+            "message": {"role": "assistant", "content": '{"city": "Paris"}'},
+        }
+    ],
     "usage": {"prompt_tokens": 40, "completion_tokens": 6, "total_tokens": 46},
 }
 EMBEDDINGS = {
@@ -56,9 +62,13 @@ EMBEDDINGS = {
 }
 TRANSCRIPTION_TOKENS = {
     "text": "Hello there.",
-    "usage": {"type": "tokens", "input_tokens": 14,
-              "input_token_details": {"text_tokens": 0, "audio_tokens": 14},
-              "output_tokens": 5, "total_tokens": 19},
+    "usage": {
+        "type": "tokens",
+        "input_tokens": 14,
+        "input_token_details": {"text_tokens": 0, "audio_tokens": 14},
+        "output_tokens": 5,
+        "total_tokens": 19,
+    },
 }
 TRANSCRIPTION_DURATION = {"text": "Hello there.", "usage": {"type": "duration", "seconds": 3}}
 IMAGE_B64 = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(300)).decode()
@@ -70,14 +80,28 @@ IMAGE_USAGE = {
 }
 BATCH_OUTPUT = b"".join(
     json.dumps(
-        {"id": f"batch_req_{index}", "custom_id": f"task-{index}",
-         "response": {"status_code": 200, "request_id": f"req_{index}",
-                      "body": {"id": f"chatcmpl-{index}", "object": "chat.completion",
-                               "model": "gpt-4o-mini-2024-07-18", "choices": [],
-                               "usage": {"prompt_tokens": 20 + index, "completion_tokens": 4,
-                                         "total_tokens": 24 + index}}},
-         "error": None}
-    ).encode() + b"\n"
+        {
+            "id": f"batch_req_{index}",
+            "custom_id": f"task-{index}",
+            "response": {
+                "status_code": 200,
+                "request_id": f"req_{index}",
+                "body": {
+                    "id": f"chatcmpl-{index}",
+                    "object": "chat.completion",
+                    "model": "gpt-4o-mini-2024-07-18",
+                    "choices": [],
+                    "usage": {
+                        "prompt_tokens": 20 + index,
+                        "completion_tokens": 4,
+                        "total_tokens": 24 + index,
+                    },
+                },
+            },
+            "error": None,
+        }
+    ).encode()
+    + b"\n"
     for index in range(3)
 )
 
@@ -91,30 +115,55 @@ def _sse(*events: dict[str, Any], named: bool = False) -> bytes:
 
 
 RESPONSE_SSE = _sse(
-    {"type": "response.created", "sequence_number": 0,
-     "response": {**RESPONSE, "status": "in_progress", "usage": None}},
-    {"type": "response.in_progress", "sequence_number": 1,
-     "response": {**RESPONSE, "status": "in_progress", "usage": None}},
+    {
+        "type": "response.created",
+        "sequence_number": 0,
+        "response": {**RESPONSE, "status": "in_progress", "usage": None},
+    },
+    {
+        "type": "response.in_progress",
+        "sequence_number": 1,
+        "response": {**RESPONSE, "status": "in_progress", "usage": None},
+    },
     {"type": "response.completed", "sequence_number": 2, "response": RESPONSE},
     named=True,
 )
 TRANSCRIPTION_SSE = _sse(
     {"type": "transcript.text.delta", "delta": "Hello"},
-    {"type": "transcript.text.done", "text": "Hello there.",
-     "usage": TRANSCRIPTION_TOKENS["usage"]},
+    {
+        "type": "transcript.text.done",
+        "text": "Hello there.",
+        "usage": TRANSCRIPTION_TOKENS["usage"],
+    },
 )
 SPEECH_SSE = _sse(
     {"type": "speech.audio.delta", "audio": base64.b64encode(bytes(64)).decode()},
-    {"type": "speech.audio.done",
-     "usage": {"input_tokens": 6, "output_tokens": 90, "total_tokens": 96}},
+    {
+        "type": "speech.audio.done",
+        "usage": {"input_tokens": 6, "output_tokens": 90, "total_tokens": 96},
+    },
 )
 IMAGE_SSE = _sse(
-    {"type": "image_generation.partial_image", "b64_json": IMAGE_B64, "created_at": 1,
-     "size": "1024x1024", "quality": "low", "background": "opaque", "output_format": "png",
-     "partial_image_index": 0},
-    {"type": "image_generation.completed", "b64_json": IMAGE_B64, "created_at": 1,
-     "size": "1024x1024", "quality": "low", "background": "opaque", "output_format": "png",
-     "usage": IMAGE_USAGE},
+    {
+        "type": "image_generation.partial_image",
+        "b64_json": IMAGE_B64,
+        "created_at": 1,
+        "size": "1024x1024",
+        "quality": "low",
+        "background": "opaque",
+        "output_format": "png",
+        "partial_image_index": 0,
+    },
+    {
+        "type": "image_generation.completed",
+        "b64_json": IMAGE_B64,
+        "created_at": 1,
+        "size": "1024x1024",
+        "quality": "low",
+        "background": "opaque",
+        "output_format": "png",
+        "usage": IMAGE_USAGE,
+    },
     named=True,
 )
 MP3 = b"ID3\x04\x00" + bytes(range(256)) * 8
@@ -158,8 +207,13 @@ def _answer(request: httpx2.Request) -> tuple[bytes, str]:
             return RESPONSE_SSE, "text/event-stream"
         return json.dumps(RESPONSE).encode(), "application/json"
     if path == "/v1/responses/compact":
-        reply = {"id": "cmp_1", "object": "response.compaction", "created_at": 1, "output": [],
-                 "usage": RESPONSE_USAGE}
+        reply = {
+            "id": "cmp_1",
+            "object": "response.compaction",
+            "created_at": 1,
+            "output": [],
+            "usage": RESPONSE_USAGE,
+        }
         return json.dumps(reply).encode(), "application/json"
     if path == "/v1/chat/completions":
         return json.dumps(CHAT).encode(), "application/json"
@@ -185,9 +239,16 @@ def _answer(request: httpx2.Request) -> tuple[bytes, str]:
     if path == "/v1/files/file-train/content":
         return b'{"messages": [{"role": "user", "content": "hi"}]}\n', "application/octet-stream"
     if path == "/v1/batches/batch_1":
-        reply = {"id": "batch_1", "object": "batch", "endpoint": "/v1/chat/completions",
-                 "input_file_id": "file-in1", "completion_window": "24h",
-                 "status": "completed", "created_at": 1, "output_file_id": "file-out1"}
+        reply = {
+            "id": "batch_1",
+            "object": "batch",
+            "endpoint": "/v1/chat/completions",
+            "input_file_id": "file-in1",
+            "completion_window": "24h",
+            "status": "completed",
+            "created_at": 1,
+            "output_file_id": "file-out1",
+        }
         return json.dumps(reply).encode(), "application/json"
     if path == "/v1/moderations":
         reply = {"id": "modr-1", "model": "omni-moderation-latest", "results": []}
@@ -201,20 +262,21 @@ def _pieces(body: bytes) -> list[bytes]:
 
 def _sync_handler(request: httpx2.Request) -> httpx2.Response:
     body, content_type = _answer(request)
-    return httpx2.Response(200, headers={"content-type": content_type},
-                           stream=_Chunks(_pieces(body)))
+    return httpx2.Response(
+        200, headers={"content-type": content_type}, stream=_Chunks(_pieces(body))
+    )
 
 
 async def _async_handler(request: httpx2.Request) -> httpx2.Response:
     await request.aread()
     body, content_type = _answer(request)
-    return httpx2.Response(200, headers={"content-type": content_type},
-                           stream=_AsyncChunks(_pieces(body)))
+    return httpx2.Response(
+        200, headers={"content-type": content_type}, stream=_AsyncChunks(_pieces(body))
+    )
 
 
 def _client(sink: RecordingSink) -> openai.OpenAI:
-    http_client = tokenwire.MeteredClient(transport=httpx2.MockTransport(_sync_handler),
-                                          meter=sink)
+    http_client = tokenwire.MeteredClient(transport=httpx2.MockTransport(_sync_handler), meter=sink)
     return openai.OpenAI(api_key="test", http_client=http_client, max_retries=0)
 
 
@@ -280,7 +342,8 @@ def test_chat_parse_is_the_same_wire_call(sink: RecordingSink) -> None:
     client = _client(sink)
 
     parsed = client.chat.completions.parse(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "Capital?"}],
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Capital?"}],
         response_format=City,
     )
 
@@ -354,7 +417,9 @@ def test_speech_audio_missing_and_bytes_unchanged(sink: RecordingSink) -> None:
     assert audio.content == MP3
     [record] = sink.records
     assert (record.api, record.state, record.request_model) == (
-        "audio_speech", "missing", "gpt-4o-mini-tts"
+        "audio_speech",
+        "missing",
+        "gpt-4o-mini-tts",
     )
     assert record.problem is None
 
@@ -380,7 +445,9 @@ def test_image_generation(sink: RecordingSink) -> None:
     assert images.usage is not None
     [record] = sink.records
     assert (record.api, record.state, record.request_model) == (
-        "images_generations", "complete", "gpt-image-1"
+        "images_generations",
+        "complete",
+        "gpt-image-1",
     )
     assert record.usage.input_tokens == images.usage.input_tokens
     assert record.usage.image_input_tokens == images.usage.input_tokens_details.image_tokens

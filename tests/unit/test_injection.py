@@ -61,23 +61,30 @@ def test_inject_merges_other_stream_options() -> None:
     ("body", "overrides"),
     [
         pytest.param(
-            b'{"model":"m","stream":true,"stream_options":{"include_usage":true}}', {},
+            b'{"model":"m","stream":true,"stream_options":{"include_usage":true}}',
+            {},
             id="user-set-true",
         ),
         pytest.param(
-            b'{"model":"m","stream":true,"stream_options":{"include_usage":false}}', {},
+            b'{"model":"m","stream":true,"stream_options":{"include_usage":false}}',
+            {},
             id="user-set-false",
         ),
         pytest.param(b'{"model":"m","stream":false}', {}, id="not-streaming"),
         pytest.param(b'{"model":"m"}', {}, id="no-stream-field"),
         pytest.param(b"not json", {}, id="invalid-json"),
         pytest.param(STREAM_BODY, {"mode": False}, id="mode-off"),
-        pytest.param(STREAM_BODY, {"host": "llm.internal.example", "provider": "x"},
-                     id="unknown-host-auto"),
+        pytest.param(
+            STREAM_BODY, {"host": "llm.internal.example", "provider": "x"}, id="unknown-host-auto"
+        ),
         pytest.param(
             STREAM_BODY,
-            {"provider": "azure_openai", "host": "r.openai.azure.com", "api_version": "2024-06-01",
-             "path": "/openai/deployments/gpt4/chat/completions"},
+            {
+                "provider": "azure_openai",
+                "host": "r.openai.azure.com",
+                "api_version": "2024-06-01",
+                "path": "/openai/deployments/gpt4/chat/completions",
+            },
             id="azure-old-version",
         ),
     ],
@@ -167,8 +174,10 @@ def test_filter_handles_crlf_events() -> None:
 
 def test_filter_keeps_usage_on_content_chunk() -> None:
     mistral_style = _event(
-        {"choices": [{"index": 0, "delta": {"content": "end"}, "finish_reason": "stop"}],
-         "usage": {"prompt_tokens": 2, "completion_tokens": 1}}
+        {
+            "choices": [{"index": 0, "delta": {"content": "end"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 2, "completion_tokens": 1},
+        }
     )
     stream = b"".join([*CONTENT, mistral_style, DONE])
 
@@ -189,9 +198,9 @@ def test_filter_decodes_gzip_body() -> None:
 
 
 def test_filter_flush_returns_incomplete_tail() -> None:
-    stream = STREAM + b"data: {\"partial"
+    stream = STREAM + b'data: {"partial'
 
-    assert _run(UsageChunkFilter(), [stream]) == EXPECTED + b"data: {\"partial"
+    assert _run(UsageChunkFilter(), [stream]) == EXPECTED + b'data: {"partial'
 
 
 @given(cuts=st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=30))

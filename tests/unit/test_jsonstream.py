@@ -173,8 +173,10 @@ def test_array_splitter_any_chunking(cuts: list[int]) -> None:
             st.text(max_size=5),
             st.recursive(
                 st.none() | st.booleans() | st.integers() | st.text(),
-                lambda inner: st.lists(inner, max_size=3)
-                | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+                lambda inner: (
+                    st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+                ),
                 max_leaves=8,
             ),
             max_size=4,
@@ -227,9 +229,9 @@ def test_line_splitter_cap_rejects_endless_line() -> None:
 @pytest.mark.parametrize("splitter_class", [JSONArraySplitter, LineSplitter])
 def test_splitters_reject_nonpositive_cap(splitter_class: type) -> None:
     with pytest.raises(ValueError, match="at least 1"):
-        splitter_class(**{
-            "max_element_bytes" if splitter_class is JSONArraySplitter else "max_line_bytes": 0
-        })
+        splitter_class(
+            **{"max_element_bytes" if splitter_class is JSONArraySplitter else "max_line_bytes": 0}
+        )
 
 
 @given(st.lists(st.integers(min_value=0, max_value=len(NDJSON_BODY)), max_size=30))

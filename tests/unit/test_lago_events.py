@@ -62,9 +62,7 @@ def test_transaction_id_same_response_same_id() -> None:
 def test_transaction_id_differs_by_code() -> None:
     record = make_record()
 
-    assert transaction_id(record, "llm_input_tokens") != transaction_id(
-        record, "llm_output_tokens"
-    )
+    assert transaction_id(record, "llm_input_tokens") != transaction_id(record, "llm_output_tokens")
 
 
 def test_transaction_id_without_response_id_uses_record_id() -> None:
@@ -99,7 +97,8 @@ def test_transaction_id_differs_by_provider() -> None:
         ),
         pytest.param(dt.datetime(1970, 1, 1, tzinfo=dt.UTC), 0.0, id="epoch"),
         pytest.param(
-            dt.datetime(2025, 1, 1, 0, 0, 0, 999_999, tzinfo=dt.UTC), 1735689600.999,
+            dt.datetime(2025, 1, 1, 0, 0, 0, 999_999, tzinfo=dt.UTC),
+            1735689600.999,
             id="truncates-not-rounds",
         ),
     ],
@@ -163,14 +162,18 @@ def test_build_events_model_omitted_when_unknown() -> None:
     ("usage", "expected"),
     [
         pytest.param(
-            Usage(cache_creation_tokens=300, cache_creation_5m_tokens=100,
-                  cache_creation_1h_tokens=200),
+            Usage(
+                cache_creation_tokens=300,
+                cache_creation_5m_tokens=100,
+                cache_creation_1h_tokens=200,
+            ),
             {"llm_cache_write_5m_tokens": 100, "llm_cache_write_1h_tokens": 200},
             id="split-known",
         ),
         pytest.param(
-            Usage(cache_creation_tokens=300, cache_creation_5m_tokens=300,
-                  cache_creation_1h_tokens=0),
+            Usage(
+                cache_creation_tokens=300, cache_creation_5m_tokens=300, cache_creation_1h_tokens=0
+            ),
             {"llm_cache_write_5m_tokens": 300},
             id="split-known-zero-part",
         ),
@@ -185,8 +188,11 @@ def test_build_events_model_omitted_when_unknown() -> None:
             id="split-half-known",
         ),
         pytest.param(
-            Usage(cache_creation_tokens=300, cache_creation_5m_tokens=100,
-                  cache_creation_1h_tokens=100),
+            Usage(
+                cache_creation_tokens=300,
+                cache_creation_5m_tokens=100,
+                cache_creation_1h_tokens=100,
+            ),
             {"llm_cache_creation_tokens": 300},
             id="split-does-not-add-up",
         ),
@@ -202,8 +208,9 @@ def test_build_events_cache_writes(usage: Usage, expected: dict[str, int]) -> No
 
 
 def test_build_events_informational_only_when_enabled() -> None:
-    usage = Usage(output_tokens=50, reasoning_tokens=20, audio_input_tokens=4,
-                  image_output_tokens=2)
+    usage = Usage(
+        output_tokens=50, reasoning_tokens=20, audio_input_tokens=4, image_output_tokens=2
+    )
 
     off = codes_of(make_record(usage=usage))
     on = codes_of(make_record(usage=usage), EventCodes(informational=True))
@@ -244,17 +251,24 @@ def test_event_codes_invalid(overrides: dict[str, str], message: str) -> None:
         pytest.param({}, None, True, "queued", id="complete"),
         pytest.param({"state": "partial"}, None, True, "queued", id="partial-with-counts"),
         pytest.param(
-            {"state": "partial", "usage": Usage()}, None, True, "not_billable",
+            {"state": "partial", "usage": Usage()},
+            None,
+            True,
+            "not_billable",
             id="partial-without-counts",
         ),
-        pytest.param({"state": "missing", "usage": Usage()}, None, True, "not_billable",
-                     id="missing"),
+        pytest.param(
+            {"state": "missing", "usage": Usage()}, None, True, "not_billable", id="missing"
+        ),
         pytest.param({"state": "error"}, None, True, "not_billable", id="error-never-billed"),
         pytest.param({"subscription": None}, None, True, "unattributed", id="unattributed"),
         pytest.param({"subscription": None}, "sub_default", True, "queued", id="default"),
         pytest.param({}, None, False, "ledger_only", id="no-lago-key"),
         pytest.param(
-            {"usage": Usage(input_tokens=0, output_tokens=0)}, None, True, "zero_usage",
+            {"usage": Usage(input_tokens=0, output_tokens=0)},
+            None,
+            True,
+            "zero_usage",
             id="zero-counts",
         ),
     ],
@@ -263,7 +277,9 @@ def test_plan_delivery_status(
     overrides: dict[str, object], default: str | None, lago: bool, status: str
 ) -> None:
     plan = plan_delivery(
-        make_record(**overrides), codes=EventCodes(), default_subscription=default,
+        make_record(**overrides),
+        codes=EventCodes(),
+        default_subscription=default,
         lago_enabled=lago,
     )
 
@@ -272,10 +288,15 @@ def test_plan_delivery_status(
 
 
 def test_plan_delivery_default_subscription_only_for_unattributed() -> None:
-    own = plan_delivery(make_record(), codes=EventCodes(), default_subscription="sub_default",
-                        lago_enabled=True)
-    unattributed = plan_delivery(make_record(subscription=None), codes=EventCodes(),
-                                 default_subscription="sub_default", lago_enabled=True)
+    own = plan_delivery(
+        make_record(), codes=EventCodes(), default_subscription="sub_default", lago_enabled=True
+    )
+    unattributed = plan_delivery(
+        make_record(subscription=None),
+        codes=EventCodes(),
+        default_subscription="sub_default",
+        lago_enabled=True,
+    )
 
     assert {event.external_subscription_id for event in own.events} == {"sub_a"}
     assert {event.external_subscription_id for event in unattributed.events} == {"sub_default"}

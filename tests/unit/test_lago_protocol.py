@@ -27,20 +27,37 @@ SECRET_KEY = "lago-secret-key-123"
 @pytest.mark.parametrize(
     ("base", "expected"),
     [
-        pytest.param("https://api.getlago.com", "https://api.getlago.com/api/v1/events/batch",
-                     id="cloud"),
-        pytest.param("https://api.getlago.com/", "https://api.getlago.com/api/v1/events/batch",
-                     id="trailing-slash"),
-        pytest.param("https://lago.example.com/api/v1",
-                     "https://lago.example.com/api/v1/events/batch", id="ends-in-api-v1"),
-        pytest.param("https://lago.example.com/api/v1/",
-                     "https://lago.example.com/api/v1/events/batch", id="ends-in-api-v1-slash"),
-        pytest.param("http://127.0.0.1:3000", "http://127.0.0.1:3000/api/v1/events/batch",
-                     id="loopback-port"),
-        pytest.param("https://example.com/lago", "https://example.com/lago/api/v1/events/batch",
-                     id="path-prefix"),
-        pytest.param("  https://api.getlago.com  ", "https://api.getlago.com/api/v1/events/batch",
-                     id="spaces"),
+        pytest.param(
+            "https://api.getlago.com", "https://api.getlago.com/api/v1/events/batch", id="cloud"
+        ),
+        pytest.param(
+            "https://api.getlago.com/",
+            "https://api.getlago.com/api/v1/events/batch",
+            id="trailing-slash",
+        ),
+        pytest.param(
+            "https://lago.example.com/api/v1",
+            "https://lago.example.com/api/v1/events/batch",
+            id="ends-in-api-v1",
+        ),
+        pytest.param(
+            "https://lago.example.com/api/v1/",
+            "https://lago.example.com/api/v1/events/batch",
+            id="ends-in-api-v1-slash",
+        ),
+        pytest.param(
+            "http://127.0.0.1:3000", "http://127.0.0.1:3000/api/v1/events/batch", id="loopback-port"
+        ),
+        pytest.param(
+            "https://example.com/lago",
+            "https://example.com/lago/api/v1/events/batch",
+            id="path-prefix",
+        ),
+        pytest.param(
+            "  https://api.getlago.com  ",
+            "https://api.getlago.com/api/v1/events/batch",
+            id="spaces",
+        ),
     ],
 )
 def test_batch_endpoint(base: str, expected: str) -> None:
@@ -53,8 +70,9 @@ def test_batch_endpoint(base: str, expected: str) -> None:
         pytest.param("api.getlago.com", "http or https URL", id="no-scheme"),
         pytest.param("ftp://api.getlago.com", "http or https URL", id="ftp"),
         pytest.param("https://", "http or https URL", id="no-host"),
-        pytest.param("https://user:pw@lago.example.com", "must not contain credentials",
-                     id="credentials"),
+        pytest.param(
+            "https://user:pw@lago.example.com", "must not contain credentials", id="credentials"
+        ),
         pytest.param("https://lago.example.com?x=1", "without a query", id="query"),
         pytest.param("https://lago.example.com:99999", "not a valid URL", id="bad-port"),
     ],
@@ -98,12 +116,12 @@ def test_lago_config_repr_hides_key() -> None:
     ("headers", "expected"),
     [
         pytest.param({"retry-after": "7"}, 7.0, id="retry-after-seconds"),
-        pytest.param({"retry-after": "Sun, 15 Jun 2025 15:06:50 GMT"}, 10.0,
-                     id="retry-after-date"),
+        pytest.param({"retry-after": "Sun, 15 Jun 2025 15:06:50 GMT"}, 10.0, id="retry-after-date"),
         pytest.param({"x-ratelimit-reset": "3"}, 3.0, id="reset-seconds-lago"),
         pytest.param({"x-ratelimit-reset": str(int(NOW) + 12)}, 12.0, id="reset-unix-time"),
-        pytest.param({"x-ratelimit-reset": str(int(NOW * 1000) + 5000)}, 5.0,
-                     id="reset-unix-milliseconds"),
+        pytest.param(
+            {"x-ratelimit-reset": str(int(NOW * 1000) + 5000)}, 5.0, id="reset-unix-milliseconds"
+        ),
         pytest.param({"retry-after": "2", "x-ratelimit-reset": "9"}, 9.0, id="longer-wins"),
         pytest.param({"retry-after": "-5"}, 0.0, id="negative-is-zero"),
         pytest.param({"retry-after": "86400"}, MAX_SERVER_DELAY_S, id="capped"),
@@ -133,8 +151,9 @@ def test_retry_delay_grows_and_is_capped() -> None:
 def test_retry_delay_jitter_varies() -> None:
     rng = random.Random(2)
 
-    delays = {retry_delay_s(3, server_delay=None, initial_s=1.0, max_s=60.0, rng=rng)
-              for _ in range(20)}
+    delays = {
+        retry_delay_s(3, server_delay=None, initial_s=1.0, max_s=60.0, rng=rng) for _ in range(20)
+    }
 
     assert len(delays) > 10
 
@@ -168,12 +187,23 @@ def lago_error(details: object, code: str = "validation_errors", status: int = 4
         pytest.param(404, {}, b"", "paused", id="404-wrong-url"),
         pytest.param(301, {"location": "https://x"}, b"", "paused", id="redirect"),
         pytest.param(413, {}, b"", "too_large", id="413"),
-        pytest.param(422, {}, lago_error({"events": ["too_many_events"]}), "too_large",
-                     id="too-many-events"),
-        pytest.param(422, {}, lago_error({"0": {"code": ["value_is_mandatory"]}}), "per_event",
-                     id="per-index"),
-        pytest.param(422, {}, lago_error({"7": {"code": ["value_is_mandatory"]}}), "rejected",
-                     id="index-out-of-range"),
+        pytest.param(
+            422, {}, lago_error({"events": ["too_many_events"]}), "too_large", id="too-many-events"
+        ),
+        pytest.param(
+            422,
+            {},
+            lago_error({"0": {"code": ["value_is_mandatory"]}}),
+            "per_event",
+            id="per-index",
+        ),
+        pytest.param(
+            422,
+            {},
+            lago_error({"7": {"code": ["value_is_mandatory"]}}),
+            "rejected",
+            id="index-out-of-range",
+        ),
         pytest.param(422, {}, b"not json", "rejected", id="422-not-json"),
         pytest.param(400, {}, lago_error(None, "bad_request", 400), "rejected", id="400"),
     ],
@@ -192,11 +222,13 @@ def test_classify_response_retry_after() -> None:
 
 
 def test_classify_response_duplicates_and_errors() -> None:
-    body = lago_error({
-        "0": {"transaction_id": ["value_already_exist"]},
-        "2": {"properties": ["value_is_not_valid_number"]},
-        "3": {"transaction_id": ["value_already_exist"], "code": ["value_is_mandatory"]},
-    })
+    body = lago_error(
+        {
+            "0": {"transaction_id": ["value_already_exist"]},
+            "2": {"properties": ["value_is_not_valid_number"]},
+            "3": {"transaction_id": ["value_already_exist"], "code": ["value_is_mandatory"]},
+        }
+    )
 
     outcome = classify_response(422, {}, body, batch_size=4, now=NOW)
 
@@ -224,7 +256,9 @@ def test_classify_response_reason_names_status() -> None:
         ),
         pytest.param(
             Outcome(kind="retry", status=429, server_delay_s=2.0),
-            Outcome(kind="retry", status=429, server_delay_s=1.0), 429, id="longer-delay-kept",
+            Outcome(kind="retry", status=429, server_delay_s=1.0),
+            429,
+            id="longer-delay-kept",
         ),
         pytest.param(
             Outcome(kind="retry", status=429, server_delay_s=5.0),

@@ -53,7 +53,8 @@ def test_server_accepts_batch(server: LagoServer, client: httpx2.Client) -> None
 
 def test_server_requires_key(server: LagoServer, client: httpx2.Client) -> None:
     response = client.post(
-        "/api/v1/events/batch", json={"events": [event("t1")]},
+        "/api/v1/events/batch",
+        json={"events": [event("t1")]},
         headers={"Authorization": "Bearer wrong"},
     )
 
@@ -99,16 +100,30 @@ def test_server_duplicate_within_batch(client: httpx2.Client) -> None:
 @pytest.mark.parametrize(
     ("bad", "details"),
     [
-        pytest.param(event("", ), {"transaction_id": ["value_is_mandatory"]}, id="no-id"),
+        pytest.param(
+            event(
+                "",
+            ),
+            {"transaction_id": ["value_is_mandatory"]},
+            id="no-id",
+        ),
         pytest.param(event("t", code=None), {"code": ["value_is_mandatory"]}, id="no-code"),
-        pytest.param(event("t", external_subscription_id=""),
-                     {"external_subscription_id": ["value_is_mandatory"]}, id="no-sub"),
-        pytest.param(event("t", timestamp="yesterday"), {"timestamp": ["invalid_format"]},
-                     id="timestamp"),
-        pytest.param(event("t", properties={"value": "12a"}),
-                     {"properties": ["value_is_not_valid_number"]}, id="value"),
-        pytest.param(event("t", properties=[1]), {"properties": ["invalid_format"]},
-                     id="properties-list"),
+        pytest.param(
+            event("t", external_subscription_id=""),
+            {"external_subscription_id": ["value_is_mandatory"]},
+            id="no-sub",
+        ),
+        pytest.param(
+            event("t", timestamp="yesterday"), {"timestamp": ["invalid_format"]}, id="timestamp"
+        ),
+        pytest.param(
+            event("t", properties={"value": "12a"}),
+            {"properties": ["value_is_not_valid_number"]},
+            id="value",
+        ),
+        pytest.param(
+            event("t", properties=[1]), {"properties": ["invalid_format"]}, id="properties-list"
+        ),
     ],
 )
 def test_server_validates_event(
@@ -128,9 +143,10 @@ def test_server_accepts_numeric_strings(client: httpx2.Client) -> None:
 
 
 def test_server_known_subscriptions_only() -> None:
-    with LagoServer(subscriptions={"sub_a"}) as server, httpx2.Client(
-        base_url=server.url, trust_env=False, headers=AUTH
-    ) as http:
+    with (
+        LagoServer(subscriptions={"sub_a"}) as server,
+        httpx2.Client(base_url=server.url, trust_env=False, headers=AUTH) as http,
+    ):
         response = post(http, [event("t", external_subscription_id="sub_zzz")])
 
     assert response.status_code == 422
@@ -158,15 +174,19 @@ def test_server_fail_next_then_healthy(server: LagoServer, client: httpx2.Client
     assert statuses[2].headers["retry-after"] == "1"
     assert server.accepted_ids() == [("sub_a", "t3")]
     assert [request.fault for request in server.requests] == [
-        "HTTP 503", "HTTP 503", "HTTP 429", None
+        "HTTP 503",
+        "HTTP 503",
+        "HTTP 429",
+        None,
     ]
 
 
 def test_server_down_refuses_connections(server: LagoServer) -> None:
     server.go_down()
 
-    with pytest.raises(ConnectionRefusedError), socket.create_connection(
-        ("127.0.0.1", server.port), timeout=2
+    with (
+        pytest.raises(ConnectionRefusedError),
+        socket.create_connection(("127.0.0.1", server.port), timeout=2),
     ):
         pass
 
@@ -201,9 +221,10 @@ def test_server_other_paths(client: httpx2.Client) -> None:
 
 
 def test_server_process_serves_and_counts() -> None:
-    with LagoServerProcess() as process, httpx2.Client(
-        base_url=process.url, trust_env=False, headers=AUTH
-    ) as http:
+    with (
+        LagoServerProcess() as process,
+        httpx2.Client(base_url=process.url, trust_env=False, headers=AUTH) as http,
+    ):
         response = post(http, [event("t1"), event("t2")])
         statistics = process.statistics()
 

@@ -74,15 +74,18 @@ def stored_ids(path: Path) -> set[str]:
         pytest.param({"flush_interval_s": math.nan}, "flush_interval_s", id="interval-nan"),
         pytest.param({"max_ring_records": 0}, "max_ring_records", id="ring-zero"),
         pytest.param({"default_subscription": " "}, "default_subscription", id="default-blank"),
-        pytest.param({"lago_api_key": "k", "lago_url": "lago.example.com"}, "lago_url",
-                     id="url-no-scheme"),
+        pytest.param(
+            {"lago_api_key": "k", "lago_url": "lago.example.com"}, "lago_url", id="url-no-scheme"
+        ),
         pytest.param({"lago_url": "ftp://lago.example.com"}, "lago_url", id="url-without-key"),
         pytest.param({"lago_api_key": "a b"}, "lago_api_key", id="key-with-space"),
-        pytest.param({"lago_api_key": "k", "lago_timeout_s": -3}, "lago_timeout_s",
-                     id="timeout-negative"),
+        pytest.param(
+            {"lago_api_key": "k", "lago_timeout_s": -3}, "lago_timeout_s", id="timeout-negative"
+        ),
         pytest.param({"lago_api_key": "k", "lease_s": 10}, "lease_s", id="lease-too-short"),
-        pytest.param({"retry_initial_s": 5, "retry_max_s": 1}, "retry_max_s",
-                     id="retry-max-below-initial"),
+        pytest.param(
+            {"retry_initial_s": 5, "retry_max_s": 1}, "retry_max_s", id="retry-max-below-initial"
+        ),
         pytest.param({"retry_initial_s": -1}, "retry_initial_s", id="retry-negative"),
     ],
 )
@@ -99,8 +102,7 @@ def test_meter_configuration_error_names_setting(options: dict[str, object], set
         pytest.param("TOKENWIRE_LAGO_URL", "not a url", "TOKENWIRE_LAGO_URL", id="url"),
         pytest.param("TOKENWIRE_LAGO_API_KEY", "two words", "TOKENWIRE_LAGO_API_KEY", id="key"),
         pytest.param("LAGO_API_KEY", "two words", "LAGO_API_KEY", id="fallback-key"),
-        pytest.param("TOKENWIRE_DURABILITY", "eventually", "TOKENWIRE_DURABILITY",
-                     id="durability"),
+        pytest.param("TOKENWIRE_DURABILITY", "eventually", "TOKENWIRE_DURABILITY", id="durability"),
     ],
 )
 def test_configure_environment_error_names_variable(
@@ -115,7 +117,9 @@ def test_configure_environment_error_names_variable(
 
 
 def test_get_meter_invalid_environment_keeps_records(
-    monkeypatch: pytest.MonkeyPatch, process_meter: None, ledger_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    process_meter: None,
+    ledger_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("TOKENWIRE_LAGO_URL", "not a url")
@@ -240,9 +244,7 @@ def test_flush_without_lago(ledger_path: Path) -> None:
     assert result.pending == 0
     assert result.delivered == 0
     ledger = Ledger(ledger_path)
-    assert ledger.delivery_summary().records_by_delivery == {
-        "ledger_only": 1, "unattributed": 1
-    }
+    assert ledger.delivery_summary().records_by_delivery == {"ledger_only": 1, "unattributed": 1}
     ledger.close()
 
 

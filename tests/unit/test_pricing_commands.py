@@ -151,8 +151,13 @@ def report_records() -> list[UsageRecord]:
     return [
         make_record(feature="search", at=NOV_5),
         make_record(feature="search", model="gpt-4o-mini", at=NOV_6),
-        make_record(feature="chat", model="claude-sonnet-4-20250514", provider="anthropic",
-                    subscription="sub_beta", at=NOV_6),
+        make_record(
+            feature="chat",
+            model="claude-sonnet-4-20250514",
+            provider="anthropic",
+            subscription="sub_beta",
+            at=NOV_6,
+        ),
         make_record(feature="chat", model="acme-private-1", at=NOV_6),
         make_record(feature=None, state="error", input_tokens=0, output_tokens=0),
     ]
@@ -187,9 +192,7 @@ def test_cost_report_by_day_and_subscription() -> None:
     by_day = cost_report(report_records(), "day", Pricer())
     by_subscription = cost_report(report_records(), "subscription", Pricer())
 
-    assert [(row.key, row.records) for row in by_day.rows] == [
-        ("2025-11-05", 1), ("2025-11-06", 3)
-    ]
+    assert [(row.key, row.records) for row in by_day.rows] == [("2025-11-05", 1), ("2025-11-06", 3)]
     assert [row.key for row in by_subscription.rows] == ["sub_acme", "sub_beta"]
 
 
@@ -225,8 +228,9 @@ def test_report_command_prints_cost_and_margin(
     prices = tmp_path / "prices.toml"
     prices.write_text("[markup]\npercent = 20\n", encoding="utf-8")
 
-    status = main(["report", "--ledger", str(ledger_path), "--by", "feature",
-                   "--prices", str(prices)])
+    status = main(
+        ["report", "--ledger", str(ledger_path), "--by", "feature", "--prices", str(prices)]
+    )
 
     output = capsys.readouterr().out
     assert status == 0
@@ -240,8 +244,9 @@ def test_report_command_prints_cost_and_margin(
 
 @pytest.mark.usefixtures("wide_console")
 def test_prices_command_shows_rates_and_source(capsys: pytest.CaptureFixture[str]) -> None:
-    status = main(["prices", "claude-sonnet-4-5", "--provider", "anthropic",
-                   "--date", "2025-11-06"])
+    status = main(
+        ["prices", "claude-sonnet-4-5", "--provider", "anthropic", "--date", "2025-11-06"]
+    )
 
     output = capsys.readouterr().out
     assert status == 0
@@ -326,8 +331,7 @@ def test_replay_cost_adds_decimal_string(tmp_path: Path) -> None:
 
     assert errors == []
     # gpt-4o-mini: 1,000 x 0.15 + 100 x 0.60 per million = 0.00021 USD.
-    assert rows[0]["cost_usd"] == str((1_000 * GPT_4O_MINI_INPUT
-                                       + 100 * GPT_4O_MINI_OUTPUT) / MTOK)
+    assert rows[0]["cost_usd"] == str((1_000 * GPT_4O_MINI_INPUT + 100 * GPT_4O_MINI_OUTPUT) / MTOK)
     assert rows[0]["cost_usd"] == "0.00021"
     assert rows[0]["cost_unpriced"] == []
     assert rows[1]["cost_usd"] is None
@@ -343,8 +347,9 @@ def test_replay_without_cost_flag_has_no_cost(tmp_path: Path) -> None:
     assert "cost_usd" not in rows[0]
 
 
-def test_replay_command_jsonl_cost(tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes]
-                                   ) -> None:
+def test_replay_command_jsonl_cost(
+    tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
     path = tmp_path / "cassette.yaml"
     path.write_text(CASSETTE, encoding="utf-8")
 

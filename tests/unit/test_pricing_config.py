@@ -115,18 +115,23 @@ def pricer(tmp_path: Path) -> Pricer:
 
 
 def test_override_prices_fine_tuned_model(pricer: Pricer) -> None:
-    usage = chat_usage({"prompt_tokens": 10_000, "completion_tokens": 2_000,
-                        "prompt_tokens_details": {"cached_tokens": 4_000}})
+    usage = chat_usage(
+        {
+            "prompt_tokens": 10_000,
+            "completion_tokens": 2_000,
+            "prompt_tokens_details": {"cached_tokens": 4_000},
+        }
+    )
 
     cost = pricer.price(record("openai", usage, model="ft:gpt-4o-mini-2024-07-18:acme::9aBc"))
 
-    expected = (
-        6_000 * Decimal("0.30") + 4_000 * Decimal("0.15") + 2_000 * Decimal("1.20")
-    ) / MTOK
+    expected = (6_000 * Decimal("0.30") + 4_000 * Decimal("0.15") + 2_000 * Decimal("1.20")) / MTOK
     assert cost.cost_usd == expected
     assert cost.cost_usd == Decimal("0.0048")
-    assert cost.source == "override 'ft:gpt-4o-mini-2024-07-18:acme::*' for openai " \
-                          "(fine-tuned gpt-4o-mini price list)"
+    assert (
+        cost.source == "override 'ft:gpt-4o-mini-2024-07-18:acme::*' for openai "
+        "(fine-tuned gpt-4o-mini price list)"
+    )
 
 
 def test_override_wins_over_database_from_its_date(pricer: Pricer) -> None:
@@ -152,8 +157,9 @@ def test_override_ignores_other_provider(pricer: Pricer) -> None:
 def test_discount_override_scales_database_price(pricer: Pricer) -> None:
     usage = Usage(input_tokens=10_000, output_tokens=1_000)
 
-    cost = pricer.price(record("bedrock", usage,
-                               model="global.anthropic.claude-sonnet-4-5-20250929-v1:0"))
+    cost = pricer.price(
+        record("bedrock", usage, model="global.anthropic.claude-sonnet-4-5-20250929-v1:0")
+    )
 
     rates = BEDROCK_SONNET_4_5_GLOBAL
     undiscounted = (10_000 * rates["input"] + 1_000 * rates["output"]) / MTOK
@@ -172,8 +178,11 @@ def test_batch_override_entry_is_final_price(pricer: Pricer) -> None:
 def test_batch_discount_from_file_stacks_with_override(pricer: Pricer) -> None:
     usage = Usage(input_tokens=10_000, output_tokens=1_000)
 
-    cost = pricer.price(record("bedrock", usage, batch=True,
-                               model="global.anthropic.claude-sonnet-4-5-20250929-v1:0"))
+    cost = pricer.price(
+        record(
+            "bedrock", usage, batch=True, model="global.anthropic.claude-sonnet-4-5-20250929-v1:0"
+        )
+    )
 
     rates = BEDROCK_SONNET_4_5_GLOBAL
     standard = (10_000 * rates["input"] + 1_000 * rates["output"]) / MTOK
@@ -198,11 +207,14 @@ def test_inference_geo_from_file_keeps_published(pricer: Pricer) -> None:
 
 
 def test_latest_override_since_wins() -> None:
-    config = PricingConfig(overrides=(
-        PriceOverride(model="acme-*", rates={"input": "2", "output": "4"},
-                      since=dt.date(2026, 1, 1)),
-        PriceOverride(model="acme-*", rates={"input": "1", "output": "2"}),
-    ))
+    config = PricingConfig(
+        overrides=(
+            PriceOverride(
+                model="acme-*", rates={"input": "2", "output": "4"}, since=dt.date(2026, 1, 1)
+            ),
+            PriceOverride(model="acme-*", rates={"input": "1", "output": "2"}),
+        )
+    )
     usage = Usage(input_tokens=1_000_000, output_tokens=0)
 
     cost = Pricer(config).price(record("openai", usage, model="acme-large"))
@@ -218,18 +230,24 @@ def test_latest_override_since_wins() -> None:
     [
         pytest.param("sub_other", "gpt-4o", Decimal("1.20"), id="default-percent"),
         pytest.param("sub_acme", "gpt-4o", Decimal("1.5"), id="subscription-multiplier"),
-        pytest.param("sub_other", "claude-sonnet-4-20250514", Decimal("1.35"),
-                     id="model-pattern-percent"),
-        pytest.param("sub_acme", "claude-sonnet-4-20250514", Decimal("1.5"),
-                     id="subscription-wins-over-pattern"),
+        pytest.param(
+            "sub_other", "claude-sonnet-4-20250514", Decimal("1.35"), id="model-pattern-percent"
+        ),
+        pytest.param(
+            "sub_acme",
+            "claude-sonnet-4-20250514",
+            Decimal("1.5"),
+            id="subscription-wins-over-pattern",
+        ),
     ],
 )
 def test_markup_from_file(pricer: Pricer, subscription: str, model: str, factor: Decimal) -> None:
     provider = "anthropic" if model.startswith("claude") else "openai"
     usage = Usage(input_tokens=10_000, output_tokens=1_000)
 
-    cost = pricer.price(record(provider, usage, model=model, subscription=subscription,
-                               at=DEC_2025))
+    cost = pricer.price(
+        record(provider, usage, model=model, subscription=subscription, at=DEC_2025)
+    )
 
     # Standard rates: gpt-4o $2.50/$10; Claude Sonnet 4 $3/$15
     # (https://platform.openai.com/docs/pricing, https://platform.claude.com/docs/en/about-claude/pricing).
@@ -246,13 +264,19 @@ def test_markup_in_code_matches_exact_amounts() -> None:
         subscriptions={"sub_acme": Markup.multiplier("1.5")},
         models=(("claude-*", Markup.percent("35")),),
     )
-    usage = chat_usage({"prompt_tokens": 10_000, "completion_tokens": 500,
-                        "prompt_tokens_details": {"cached_tokens": 6_000}})
+    usage = chat_usage(
+        {
+            "prompt_tokens": 10_000,
+            "completion_tokens": 500,
+            "prompt_tokens_details": {"cached_tokens": 6_000},
+        }
+    )
     pricer = Pricer(PricingConfig(markup=policy))
 
     other = pricer.price(record("openai", usage, model="gpt-4o", at=DEC_2025))
-    acme = pricer.price(record("openai", usage, model="gpt-4o", at=DEC_2025,
-                               subscription="sub_acme"))
+    acme = pricer.price(
+        record("openai", usage, model="gpt-4o", at=DEC_2025, subscription="sub_acme")
+    )
 
     # Cost: 4,000 x 2.50 + 6,000 x 1.25 + 500 x 10 per million = 0.0225 USD.
     assert other.cost_usd == Decimal("0.0225")
@@ -282,41 +306,84 @@ def test_negative_percent_markup_discounts() -> None:
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        pytest.param("[[prices]]\ninput_mtok = 1\n", "prices[0].model is missing",
-                     id="missing-model"),
+        pytest.param(
+            "[[prices]]\ninput_mtok = 1\n", "prices[0].model is missing", id="missing-model"
+        ),
         pytest.param('[[prices]]\nmodel = "m"\n', "either price keys", id="no-rates"),
-        pytest.param('[[prices]]\nmodel = "m"\ninput_mtok = 1\ndiscount_percent = 5\n',
-                     "not both", id="rates-and-discount"),
-        pytest.param('[[prices]]\nmodel = "m"\ninput_mtok = -1\n',
-                     "prices[0].input_mtok must be zero or more", id="negative-rate"),
-        pytest.param('[[prices]]\nmodel = "m"\ninput_mtok = "cheap"\n',
-                     "prices[0].input_mtok must be a decimal number", id="text-rate"),
-        pytest.param('[[prices]]\nmodel = "m"\ninput_mtok = inf\n',
-                     "prices[0].input_mtok must be a finite number", id="infinite-rate"),
-        pytest.param('[[prices]]\nmodel = "m"\ninput_mtk = 1\n',
-                     "unknown keys ['input_mtk']", id="misspelled-key"),
-        pytest.param('[[prices]]\nmodel = "m"\ndiscount_percent = 120\n',
-                     "between 0 and 100", id="discount-over-100"),
-        pytest.param('[[prices]]\nmodel = "m"\ninput_mtok = 1\nsince = "soon"\n',
-                     "since must be a date", id="bad-since"),
-        pytest.param("[markup]\npercent = 10\nmultiplier = 2\n", "keep one",
-                     id="percent-and-multiplier"),
-        pytest.param("[markup]\nmultiplier = -2\n", "markup.multiplier must be zero or more",
-                     id="negative-multiplier"),
-        pytest.param("[markup]\npercent = -150\n", "markup.percent must be -100 or more",
-                     id="percent-below-minus-100"),
-        pytest.param("[markup.subscriptions]\nsub_a = {}\n", "needs percent or multiplier",
-                     id="empty-subscription-markup"),
-        pytest.param('[[markup.models]]\npercent = 5\n', "markup.models[0].model is missing",
-                     id="pattern-without-model"),
-        pytest.param("[batch_discounts]\nbedrock = 150\n", "batch_discounts.bedrock",
-                     id="batch-discount-over-100"),
-        pytest.param("[service_tiers]\nopenai = 2\n", "service_tiers.openai must be a table",
-                     id="tier-not-table"),
-        pytest.param("[inference_geo.anthropic]\nus = -1\n",
-                     "inference_geo.anthropic.us must be zero or more", id="negative-geo"),
-        pytest.param("[markups]\npercent = 10\n", "unknown keys ['markups']",
-                     id="unknown-section"),
+        pytest.param(
+            '[[prices]]\nmodel = "m"\ninput_mtok = 1\ndiscount_percent = 5\n',
+            "not both",
+            id="rates-and-discount",
+        ),
+        pytest.param(
+            '[[prices]]\nmodel = "m"\ninput_mtok = -1\n',
+            "prices[0].input_mtok must be zero or more",
+            id="negative-rate",
+        ),
+        pytest.param(
+            '[[prices]]\nmodel = "m"\ninput_mtok = "cheap"\n',
+            "prices[0].input_mtok must be a decimal number",
+            id="text-rate",
+        ),
+        pytest.param(
+            '[[prices]]\nmodel = "m"\ninput_mtok = inf\n',
+            "prices[0].input_mtok must be a finite number",
+            id="infinite-rate",
+        ),
+        pytest.param(
+            '[[prices]]\nmodel = "m"\ninput_mtk = 1\n',
+            "unknown keys ['input_mtk']",
+            id="misspelled-key",
+        ),
+        pytest.param(
+            '[[prices]]\nmodel = "m"\ndiscount_percent = 120\n',
+            "between 0 and 100",
+            id="discount-over-100",
+        ),
+        pytest.param(
+            '[[prices]]\nmodel = "m"\ninput_mtok = 1\nsince = "soon"\n',
+            "since must be a date",
+            id="bad-since",
+        ),
+        pytest.param(
+            "[markup]\npercent = 10\nmultiplier = 2\n", "keep one", id="percent-and-multiplier"
+        ),
+        pytest.param(
+            "[markup]\nmultiplier = -2\n",
+            "markup.multiplier must be zero or more",
+            id="negative-multiplier",
+        ),
+        pytest.param(
+            "[markup]\npercent = -150\n",
+            "markup.percent must be -100 or more",
+            id="percent-below-minus-100",
+        ),
+        pytest.param(
+            "[markup.subscriptions]\nsub_a = {}\n",
+            "needs percent or multiplier",
+            id="empty-subscription-markup",
+        ),
+        pytest.param(
+            "[[markup.models]]\npercent = 5\n",
+            "markup.models[0].model is missing",
+            id="pattern-without-model",
+        ),
+        pytest.param(
+            "[batch_discounts]\nbedrock = 150\n",
+            "batch_discounts.bedrock",
+            id="batch-discount-over-100",
+        ),
+        pytest.param(
+            "[service_tiers]\nopenai = 2\n",
+            "service_tiers.openai must be a table",
+            id="tier-not-table",
+        ),
+        pytest.param(
+            "[inference_geo.anthropic]\nus = -1\n",
+            "inference_geo.anthropic.us must be zero or more",
+            id="negative-geo",
+        ),
+        pytest.param("[markups]\npercent = 10\n", "unknown keys ['markups']", id="unknown-section"),
         pytest.param("[markup\n", "is not valid TOML", id="syntax-error"),
     ],
 )
@@ -348,13 +415,18 @@ def test_float_in_code_rejected() -> None:
     ("kwargs", "fragment"),
     [
         pytest.param({"rates": {"input": 0.3}}, "is the float 0.3", id="float-rate"),
-        pytest.param({"rates": {"inputs": "1"}}, "unknown token classes ['inputs']",
-                     id="unknown-class"),
-        pytest.param({"rates": {"input": "1"}, "discount_percent": "5"}, "not both",
-                     id="rates-and-discount"),
+        pytest.param(
+            {"rates": {"inputs": "1"}}, "unknown token classes ['inputs']", id="unknown-class"
+        ),
+        pytest.param(
+            {"rates": {"input": "1"}, "discount_percent": "5"}, "not both", id="rates-and-discount"
+        ),
         pytest.param({}, "not both and not neither", id="neither"),
-        pytest.param({"rates": {"input": "1"}, "since": dt.datetime(2026, 1, 1)},
-                     "since must be a date", id="datetime-since"),
+        pytest.param(
+            {"rates": {"input": "1"}, "since": dt.datetime(2026, 1, 1)},
+            "since must be a date",
+            id="datetime-since",
+        ),
     ],
 )
 def test_invalid_override_in_code(kwargs: dict[str, object], fragment: str) -> None:

@@ -29,15 +29,21 @@ NOV_2026 = dt.datetime(2026, 11, 2, 12, 0, tzinfo=dt.UTC)
 # Anthropic API, https://platform.claude.com/docs/en/about-claude/pricing (model pricing,
 # prompt caching: 5-minute writes 1.25x, 1-hour writes 2x, reads 0.1x base input).
 SONNET_4 = {
-    "input": Decimal("3"), "output": Decimal("15"), "cache_read": Decimal("0.30"),
-    "write_5m": Decimal("3.75"), "write_1h": Decimal("6"),
+    "input": Decimal("3"),
+    "output": Decimal("15"),
+    "cache_read": Decimal("0.30"),
+    "write_5m": Decimal("3.75"),
+    "write_1h": Decimal("6"),
 }
 # Same page, "long context pricing": Claude Sonnet 4.5 prompts over 200K input tokens
 # (fresh input plus cache reads and writes) pay these rates on every token of the request.
 SONNET_4_5 = SONNET_4
 SONNET_4_5_LONG = {
-    "input": Decimal("6"), "output": Decimal("22.50"), "cache_read": Decimal("0.60"),
-    "write_5m": Decimal("7.50"), "write_1h": Decimal("12"),
+    "input": Decimal("6"),
+    "output": Decimal("22.50"),
+    "cache_read": Decimal("0.60"),
+    "write_5m": Decimal("7.50"),
+    "write_1h": Decimal("12"),
 }
 # OpenAI, https://platform.openai.com/docs/pricing (standard tier).
 GPT_4O = {"input": Decimal("2.50"), "cached": Decimal("1.25"), "output": Decimal("10.00")}
@@ -45,7 +51,9 @@ O4_MINI = {"input": Decimal("1.10"), "cached": Decimal("0.275"), "output": Decim
 # Google, https://ai.google.dev/gemini-api/docs/pricing: Gemini 2.5 Flash text (and image,
 # video) input, audio input, and the output price, which includes thinking tokens.
 GEMINI_2_5_FLASH = {
-    "input": Decimal("0.30"), "audio_input": Decimal("1.00"), "output": Decimal("2.50"),
+    "input": Decimal("0.30"),
+    "audio_input": Decimal("1.00"),
+    "output": Decimal("2.50"),
 }
 # AWS, https://aws.amazon.com/bedrock/pricing/: Claude Sonnet 4.5 through a global
 # cross-region inference profile, and through a geographic (us., eu.) profile at a 10% premium.
@@ -82,20 +90,20 @@ def line_costs(cost: Cost) -> dict[str, Decimal | None]:
     return {line.token_class: line.cost_usd for line in cost.lines}
 
 
-def anthropic_usage(
-    fresh: int, read: int, write_5m: int, write_1h: int, output: int
-) -> Usage:
+def anthropic_usage(fresh: int, read: int, write_5m: int, write_1h: int, output: int) -> Usage:
     """Normalize an Anthropic `usage` object the way the Messages extractor does."""
-    return messages_usage({
-        "input_tokens": fresh,
-        "cache_read_input_tokens": read,
-        "cache_creation_input_tokens": write_5m + write_1h,
-        "cache_creation": {
-            "ephemeral_5m_input_tokens": write_5m,
-            "ephemeral_1h_input_tokens": write_1h,
-        },
-        "output_tokens": output,
-    })
+    return messages_usage(
+        {
+            "input_tokens": fresh,
+            "cache_read_input_tokens": read,
+            "cache_creation_input_tokens": write_5m + write_1h,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": write_5m,
+                "ephemeral_1h_input_tokens": write_1h,
+            },
+            "output_tokens": output,
+        }
+    )
 
 
 # --- Anthropic cache reads and writes -------------------------------------------------------
@@ -138,7 +146,8 @@ def test_anthropic_cache_tokens_not_billed_as_input_too() -> None:
         pytest.param(10_000, 0, 10_000 * SONNET_4["write_5m"] / MTOK, id="5m"),
         pytest.param(0, 10_000, 10_000 * SONNET_4["write_1h"] / MTOK, id="1h"),
         pytest.param(
-            4_000, 6_000,
+            4_000,
+            6_000,
             (4_000 * SONNET_4["write_5m"] + 6_000 * SONNET_4["write_1h"]) / MTOK,
             id="mixed",
         ),
@@ -178,12 +187,14 @@ def test_unsplit_cache_write_five_minute_price() -> None:
 def test_bedrock_one_hour_write_uses_anthropic_rule() -> None:
     # genai-prices has no 1-hour write price for Claude Sonnet 4 on Bedrock; Anthropic's
     # published rule (2x base input) applies, and the line's note names the rule.
-    usage = converse_usage({
-        "inputTokens": 1_000,
-        "cacheWriteInputTokens": 2_000,
-        "cacheDetails": [{"ttl": "1h", "inputTokens": 2_000}],
-        "outputTokens": 10,
-    })
+    usage = converse_usage(
+        {
+            "inputTokens": 1_000,
+            "cacheWriteInputTokens": 2_000,
+            "cacheDetails": [{"ttl": "1h", "inputTokens": 2_000}],
+            "outputTokens": 10,
+        }
+    )
     profile = "us.anthropic.claude-sonnet-4-20250514-v1:0"
 
     cost = Pricer().price(record("bedrock", usage, request_model=profile))
@@ -198,13 +209,20 @@ def test_bedrock_one_hour_write_uses_anthropic_rule() -> None:
 
 def test_one_hour_write_without_price_unpriced() -> None:
     # An override that gives only an unsplit write price: 1-hour writes stay unpriced.
-    config = PricingConfig(overrides=(
-        PriceOverride(
-            model="private-model", rates={"input": "1", "cache_write": "1.25", "output": "5"}
-        ),
-    ))
-    usage = Usage(input_tokens=100, cache_creation_tokens=1_000, cache_creation_1h_tokens=1_000,
-                  cache_creation_5m_tokens=0, output_tokens=10)
+    config = PricingConfig(
+        overrides=(
+            PriceOverride(
+                model="private-model", rates={"input": "1", "cache_write": "1.25", "output": "5"}
+            ),
+        )
+    )
+    usage = Usage(
+        input_tokens=100,
+        cache_creation_tokens=1_000,
+        cache_creation_1h_tokens=1_000,
+        cache_creation_5m_tokens=0,
+        output_tokens=10,
+    )
 
     cost = Pricer(config).price(record("openai", usage, response_model="private-model"))
 
@@ -218,8 +236,9 @@ def test_one_hour_write_without_price_unpriced() -> None:
 
 def test_long_context_over_threshold_moves_every_class() -> None:
     # 150,000 fresh + 40,000 read + 5,001 + 5,000 written = 200,001 input tokens.
-    usage = anthropic_usage(fresh=150_000, read=40_000, write_5m=5_001, write_1h=5_000,
-                            output=1_000)
+    usage = anthropic_usage(
+        fresh=150_000, read=40_000, write_5m=5_001, write_1h=5_000, output=1_000
+    )
 
     cost = Pricer().price(record("anthropic", usage, response_model="claude-sonnet-4-5-20250929"))
 
@@ -244,8 +263,9 @@ def test_long_context_over_threshold_moves_every_class() -> None:
 
 def test_long_context_exactly_at_threshold_stays_base() -> None:
     # 150,000 fresh + 40,000 read + 5,000 + 5,000 written = exactly 200,000 input tokens.
-    usage = anthropic_usage(fresh=150_000, read=40_000, write_5m=5_000, write_1h=5_000,
-                            output=1_000)
+    usage = anthropic_usage(
+        fresh=150_000, read=40_000, write_5m=5_000, write_1h=5_000, output=1_000
+    )
 
     cost = Pricer().price(record("anthropic", usage, response_model="claude-sonnet-4-5-20250929"))
 
@@ -265,30 +285,32 @@ def test_long_context_exactly_at_threshold_stays_base() -> None:
 
 
 def test_openai_cached_input_is_subset_of_prompt() -> None:
-    usage = chat_usage({
-        "prompt_tokens": 10_000,
-        "completion_tokens": 500,
-        "total_tokens": 10_500,
-        "prompt_tokens_details": {"cached_tokens": 6_000},
-    })
+    usage = chat_usage(
+        {
+            "prompt_tokens": 10_000,
+            "completion_tokens": 500,
+            "total_tokens": 10_500,
+            "prompt_tokens_details": {"cached_tokens": 6_000},
+        }
+    )
 
     cost = Pricer().price(record("openai", usage, response_model="gpt-4o-2024-08-06"))
 
-    expected = (
-        4_000 * GPT_4O["input"] + 6_000 * GPT_4O["cached"] + 500 * GPT_4O["output"]
-    ) / MTOK
+    expected = (4_000 * GPT_4O["input"] + 6_000 * GPT_4O["cached"] + 500 * GPT_4O["output"]) / MTOK
     assert cost.cost_usd == expected
     assert cost.cost_usd == Decimal("0.0225")
 
 
 def test_openai_responses_cached_input_is_subset() -> None:
-    usage = responses_usage({
-        "input_tokens": 10_000,
-        "input_tokens_details": {"cached_tokens": 6_000},
-        "output_tokens": 500,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": 10_500,
-    })
+    usage = responses_usage(
+        {
+            "input_tokens": 10_000,
+            "input_tokens_details": {"cached_tokens": 6_000},
+            "output_tokens": 500,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 10_500,
+        }
+    )
 
     cost = Pricer().price(record("openai", usage, response_model="gpt-4o"))
 
@@ -296,11 +318,13 @@ def test_openai_responses_cached_input_is_subset() -> None:
 
 
 def test_reasoning_tokens_not_billed_twice() -> None:
-    usage = chat_usage({
-        "prompt_tokens": 2_000,
-        "completion_tokens": 5_000,
-        "completion_tokens_details": {"reasoning_tokens": 4_000},
-    })
+    usage = chat_usage(
+        {
+            "prompt_tokens": 2_000,
+            "completion_tokens": 5_000,
+            "completion_tokens_details": {"reasoning_tokens": 4_000},
+        }
+    )
 
     cost = Pricer().price(record("openai", usage, response_model="o4-mini-2025-04-16"))
 
@@ -322,22 +346,22 @@ def test_gemini_thoughts_at_output_rate() -> None:
 
     cost = Pricer().price(record("gemini", usage, response_model="gemini-2.5-flash"))
 
-    expected = (
-        1_000 * GEMINI_2_5_FLASH["input"] + (200 + 800) * GEMINI_2_5_FLASH["output"]
-    ) / MTOK
+    expected = (1_000 * GEMINI_2_5_FLASH["input"] + (200 + 800) * GEMINI_2_5_FLASH["output"]) / MTOK
     assert cost.cost_usd == expected
     assert cost.cost_usd == Decimal("0.0028")
 
 
 def test_gemini_audio_input_at_audio_rate() -> None:
-    usage = gemini_usage({
-        "promptTokenCount": 1_000,
-        "promptTokensDetails": [
-            {"modality": "TEXT", "tokenCount": 600},
-            {"modality": "AUDIO", "tokenCount": 400},
-        ],
-        "candidatesTokenCount": 100,
-    })
+    usage = gemini_usage(
+        {
+            "promptTokenCount": 1_000,
+            "promptTokensDetails": [
+                {"modality": "TEXT", "tokenCount": 600},
+                {"modality": "AUDIO", "tokenCount": 400},
+            ],
+            "candidatesTokenCount": 100,
+        }
+    )
 
     cost = Pricer().price(record("gemini", usage, response_model="gemini-2.5-flash"))
 
@@ -353,15 +377,17 @@ def test_gemini_audio_input_at_audio_rate() -> None:
 def test_gemini_cached_audio_split_unknown_unpriced() -> None:
     # 321 audio tokens in a prompt that also read 2,918 tokens from the cache: how many
     # of the audio tokens were cache reads is not in the canonical usage.
-    usage = gemini_usage({
-        "promptTokenCount": 3_297,
-        "cachedContentTokenCount": 2_918,
-        "promptTokensDetails": [
-            {"modality": "TEXT", "tokenCount": 2_976},
-            {"modality": "AUDIO", "tokenCount": 321},
-        ],
-        "candidatesTokenCount": 55,
-    })
+    usage = gemini_usage(
+        {
+            "promptTokenCount": 3_297,
+            "cachedContentTokenCount": 2_918,
+            "promptTokensDetails": [
+                {"modality": "TEXT", "tokenCount": 2_976},
+                {"modality": "AUDIO", "tokenCount": 321},
+            ],
+            "candidatesTokenCount": 55,
+        }
+    )
 
     cost = Pricer().price(record("gemini", usage, response_model="gemini-2.5-flash"))
 
@@ -384,37 +410,49 @@ def test_gemini_resource_name_is_reduced_to_model_id() -> None:
 @pytest.mark.parametrize(
     ("model_id", "rates"),
     [
-        pytest.param("eu.anthropic.claude-sonnet-4-5-20250929-v1:0", BEDROCK_SONNET_4_5_EU,
-                     id="eu-profile"),
-        pytest.param("global.anthropic.claude-sonnet-4-5-20250929-v1:0",
-                     BEDROCK_SONNET_4_5_GLOBAL, id="global-profile"),
+        pytest.param(
+            "eu.anthropic.claude-sonnet-4-5-20250929-v1:0", BEDROCK_SONNET_4_5_EU, id="eu-profile"
+        ),
+        pytest.param(
+            "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            BEDROCK_SONNET_4_5_GLOBAL,
+            id="global-profile",
+        ),
         pytest.param(
             "arn:aws:bedrock:eu-central-1:123456789012:inference-profile/"
             "eu.anthropic.claude-sonnet-4-5-20250929-v1:0",
-            BEDROCK_SONNET_4_5_EU, id="eu-profile-arn",
+            BEDROCK_SONNET_4_5_EU,
+            id="eu-profile-arn",
         ),
-        pytest.param("eu.anthropic.claude-sonnet-4-5-20250929-v1%3A0", BEDROCK_SONNET_4_5_EU,
-                     id="eu-profile-url-encoded"),
+        pytest.param(
+            "eu.anthropic.claude-sonnet-4-5-20250929-v1%3A0",
+            BEDROCK_SONNET_4_5_EU,
+            id="eu-profile-url-encoded",
+        ),
     ],
 )
 def test_bedrock_profile_prefix_selects_price(model_id: str, rates: dict[str, Decimal]) -> None:
     usage = Usage(input_tokens=10_000, output_tokens=1_000)
 
-    cost = Pricer().price(record("bedrock", usage, request_model=model_id,
-                                 response_model="claude-sonnet-4-5-20250929"))
+    cost = Pricer().price(
+        record(
+            "bedrock", usage, request_model=model_id, response_model="claude-sonnet-4-5-20250929"
+        )
+    )
 
     assert cost.cost_usd == (10_000 * rates["input"] + 1_000 * rates["output"]) / MTOK
 
 
 def test_bedrock_eu_profile_costs_ten_percent_more() -> None:
-    usage = converse_usage({"inputTokens": 10_000, "outputTokens": 1_000,
-                            "totalTokens": 11_000})
+    usage = converse_usage({"inputTokens": 10_000, "outputTokens": 1_000, "totalTokens": 11_000})
     pricer = Pricer()
 
-    eu = pricer.price(record("bedrock", usage,
-                             request_model="eu.anthropic.claude-sonnet-4-5-20250929-v1:0"))
-    world = pricer.price(record("bedrock", usage,
-                                request_model="global.anthropic.claude-sonnet-4-5-20250929-v1:0"))
+    eu = pricer.price(
+        record("bedrock", usage, request_model="eu.anthropic.claude-sonnet-4-5-20250929-v1:0")
+    )
+    world = pricer.price(
+        record("bedrock", usage, request_model="global.anthropic.claude-sonnet-4-5-20250929-v1:0")
+    )
 
     assert eu.cost_usd == Decimal("0.0495")
     assert world.cost_usd == Decimal("0.045")
@@ -424,8 +462,9 @@ def test_bedrock_application_profile_arn_unpriced() -> None:
     arn = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4"
     usage = Usage(input_tokens=10, output_tokens=1)
 
-    cost = Pricer().price(record("bedrock", usage, request_model=arn,
-                                 response_model="claude-sonnet-4-5-20250929"))
+    cost = Pricer().price(
+        record("bedrock", usage, request_model=arn, response_model="claude-sonnet-4-5-20250929")
+    )
 
     assert cost.unpriced == ("input", "output")
     assert cost.unpriced_reason is not None
@@ -456,8 +495,7 @@ def test_batch_service_tier_reported_by_anthropic() -> None:
     usage = anthropic_usage(fresh=1_000, read=0, write_5m=0, write_1h=0, output=1_000)
 
     cost = Pricer().price(
-        record("anthropic", usage, response_model="claude-sonnet-4-20250514",
-               service_tier="batch")
+        record("anthropic", usage, response_model="claude-sonnet-4-20250514", service_tier="batch")
     )
 
     assert cost.cost_usd == Decimal("0.009")
@@ -468,8 +506,7 @@ def test_batch_price_from_data_when_it_has_one() -> None:
     # matching https://platform.openai.com/docs/pricing (Batch tab).
     usage = chat_usage({"prompt_tokens": 2_000, "completion_tokens": 100})
 
-    cost = Pricer().price(record("openai", usage, response_model="gpt-4o", at=NOV_2026,
-                                 batch=True))
+    cost = Pricer().price(record("openai", usage, response_model="gpt-4o", at=NOV_2026, batch=True))
 
     assert cost.cost_usd == (2_000 * Decimal("1.25") + 100 * Decimal("5.00")) / MTOK
     assert any(note.startswith("batch prices from genai-prices") for note in cost.notes)
@@ -478,8 +515,14 @@ def test_batch_price_from_data_when_it_has_one() -> None:
 def test_batch_without_known_discount_unpriced() -> None:
     usage = Usage(input_tokens=10_000, output_tokens=1_000)
 
-    cost = Pricer().price(record("bedrock", usage, batch=True,
-                                 request_model="global.anthropic.claude-sonnet-4-5-20250929-v1:0"))
+    cost = Pricer().price(
+        record(
+            "bedrock",
+            usage,
+            batch=True,
+            request_model="global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        )
+    )
 
     assert cost.unpriced == ("input", "output")
     assert cost.cost_usd == 0
@@ -492,8 +535,12 @@ def test_batch_discount_from_config() -> None:
     usage = Usage(input_tokens=10_000, output_tokens=1_000)
 
     cost = Pricer(config).price(
-        record("bedrock", usage, batch=True,
-               request_model="global.anthropic.claude-sonnet-4-5-20250929-v1:0")
+        record(
+            "bedrock",
+            usage,
+            batch=True,
+            request_model="global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        )
     )
 
     rates = BEDROCK_SONNET_4_5_GLOBAL
@@ -505,8 +552,11 @@ def test_service_tier_price_from_data() -> None:
     # (Priority tab): input $2.50, output $20.00; in genai-prices from 2026-10-12.
     usage = chat_usage({"prompt_tokens": 1_000, "completion_tokens": 1_000})
 
-    cost = Pricer().price(record("openai", usage, response_model="gpt-5-2025-08-07",
-                                 at=NOV_2026, service_tier="priority"))
+    cost = Pricer().price(
+        record(
+            "openai", usage, response_model="gpt-5-2025-08-07", at=NOV_2026, service_tier="priority"
+        )
+    )
 
     assert cost.cost_usd == (1_000 * Decimal("2.50") + 1_000 * Decimal("20.00")) / MTOK
 
@@ -563,8 +613,9 @@ def test_service_tier_multiplier_from_config() -> None:
 def test_inference_geo_multiplier(geo: str, multiplier: Decimal) -> None:
     usage = messages_usage({"input_tokens": 1_000, "output_tokens": 100, "inference_geo": geo})
 
-    cost = Pricer().price(record("anthropic", usage, response_model="claude-sonnet-4-6",
-                                 at=NOV_2026))
+    cost = Pricer().price(
+        record("anthropic", usage, response_model="claude-sonnet-4-6", at=NOV_2026)
+    )
 
     # Claude Sonnet 4.6: $3 input, $15 output per million tokens.
     assert cost.cost_usd == (1_000 * Decimal(3) + 100 * Decimal(15)) * multiplier / MTOK
@@ -573,8 +624,9 @@ def test_inference_geo_multiplier(geo: str, multiplier: Decimal) -> None:
 def test_unknown_inference_geo_unpriced() -> None:
     usage = messages_usage({"input_tokens": 1_000, "output_tokens": 100, "inference_geo": "eu"})
 
-    cost = Pricer().price(record("anthropic", usage, response_model="claude-sonnet-4-6",
-                                 at=NOV_2026))
+    cost = Pricer().price(
+        record("anthropic", usage, response_model="claude-sonnet-4-6", at=NOV_2026)
+    )
 
     assert cost.unpriced == ("input", "output")
     assert cost.unpriced_reason is not None
@@ -585,8 +637,9 @@ def test_inference_geo_multiplier_from_config() -> None:
     config = PricingConfig(inference_geo_multipliers={"anthropic": {"eu": Decimal("1.2")}})
     usage = messages_usage({"input_tokens": 1_000, "output_tokens": 100, "inference_geo": "eu"})
 
-    cost = Pricer(config).price(record("anthropic", usage, response_model="claude-sonnet-4-6",
-                                       at=NOV_2026))
+    cost = Pricer(config).price(
+        record("anthropic", usage, response_model="claude-sonnet-4-6", at=NOV_2026)
+    )
 
     assert cost.cost_usd == (1_000 * Decimal(3) + 100 * Decimal(15)) * Decimal("1.2") / MTOK
 
@@ -614,8 +667,9 @@ def test_record_without_model_unpriced() -> None:
 
 
 def test_record_without_counts_costs_nothing() -> None:
-    empty = UsageRecord(provider="openai", api="chat_completions", state="missing",
-                        response_model="gpt-4o")
+    empty = UsageRecord(
+        provider="openai", api="chat_completions", state="missing", response_model="gpt-4o"
+    )
 
     cost = Pricer().price(empty)
 
@@ -628,8 +682,9 @@ def test_cache_read_without_price_unpriced() -> None:
     # Claude 3 Haiku on Bedrock has no cache-read price, and no published rule gives one.
     usage = Usage(input_tokens=100, cached_input_tokens=1_000, output_tokens=10)
 
-    cost = Pricer().price(record("bedrock", usage,
-                                 request_model="anthropic.claude-3-haiku-20240307-v1:0"))
+    cost = Pricer().price(
+        record("bedrock", usage, request_model="anthropic.claude-3-haiku-20240307-v1:0")
+    )
 
     assert cost.unpriced == ("cached_input",)
     assert cost.cost_usd == (100 * Decimal("0.25") + 10 * Decimal("1.25")) / MTOK
@@ -651,11 +706,12 @@ def test_price_follows_record_date() -> None:
     usage = chat_usage({"prompt_tokens": 1_000, "completion_tokens": 1_000})
     pricer = Pricer()
 
-    before = pricer.price(record("openai", usage, response_model="o3",
-                                 at=dt.datetime(2025, 6, 9, tzinfo=dt.UTC)))
-    after = pricer.price(record("openai", usage, response_model="o3",
-                                at=dt.datetime(2025, 6, 10, tzinfo=dt.UTC)))
+    before = pricer.price(
+        record("openai", usage, response_model="o3", at=dt.datetime(2025, 6, 9, tzinfo=dt.UTC))
+    )
+    after = pricer.price(
+        record("openai", usage, response_model="o3", at=dt.datetime(2025, 6, 10, tzinfo=dt.UTC))
+    )
 
     assert before.cost_usd == (1_000 * Decimal(10) + 1_000 * Decimal(40)) / MTOK
     assert after.cost_usd == (1_000 * Decimal(2) + 1_000 * Decimal(8)) / MTOK
-

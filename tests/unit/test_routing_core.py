@@ -21,13 +21,16 @@ BODY = b'{"model": "gpt-4o-mini", "stream": true, "messages": []}'
         ("api.openai.com", "/v1/chat/completions", "openai", "chat_completions"),
         ("api.openai.com", "/v1/responses", "openai", "responses"),
         ("api.openai.com", "/v1/embeddings", "openai", "embeddings"),
-        ("res.openai.azure.com", "/openai/deployments/gpt4/chat/completions", "azure_openai",
-         "chat_completions"),
+        (
+            "res.openai.azure.com",
+            "/openai/deployments/gpt4/chat/completions",
+            "azure_openai",
+            "chat_completions",
+        ),
         ("api.anthropic.com", "/v1/messages", "anthropic", "messages"),
         ("127.0.0.1", "/v1/messages", "anthropic", "messages"),
         ("localhost", "/v1/chat/completions", "openai", "chat_completions"),
-        ("llm.gateway.example", "/v1/chat/completions", "llm.gateway.example",
-         "chat_completions"),
+        ("llm.gateway.example", "/v1/chat/completions", "llm.gateway.example", "chat_completions"),
     ],
 )
 def test_route_known_shapes(host: str, path: str, provider: str, api: str) -> None:
@@ -62,7 +65,9 @@ def test_route_count_tokens_is_free() -> None:
 
 def test_route_azure_model_from_deployment() -> None:
     route = route_request(
-        "POST", "res.openai.azure.com", "/openai/deployments/my-gpt4/chat/completions",
+        "POST",
+        "res.openai.azure.com",
+        "/openai/deployments/my-gpt4/chat/completions",
         b'{"messages": []}',
     )
 
@@ -82,27 +87,45 @@ def test_route_tolerates_non_json_body() -> None:
     ("raw", "expected"),
     [
         pytest.param(
-            {"prompt_tokens": 1149, "completion_tokens": 353, "total_tokens": 1502,
-             "prompt_tokens_details": {"cached_tokens": 1024},
-             "completion_tokens_details": {"reasoning_tokens": 64}},
-            (125, 1024, None, 353, 64, 1502), id="cached-subset-of-prompt",
+            {
+                "prompt_tokens": 1149,
+                "completion_tokens": 353,
+                "total_tokens": 1502,
+                "prompt_tokens_details": {"cached_tokens": 1024},
+                "completion_tokens_details": {"reasoning_tokens": 64},
+            },
+            (125, 1024, None, 353, 64, 1502),
+            id="cached-subset-of-prompt",
         ),
         pytest.param(
-            {"prompt_tokens": 4020, "completion_tokens": 4, "total_tokens": 4024,
-             "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 4012}},
-            (8, 0, 4012, 4, None, 4024), id="cache-write-subset-of-prompt",
+            {
+                "prompt_tokens": 4020,
+                "completion_tokens": 4,
+                "total_tokens": 4024,
+                "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 4012},
+            },
+            (8, 0, 4012, 4, None, 4024),
+            id="cache-write-subset-of-prompt",
         ),
         pytest.param(
             {"prompt_tokens": 15, "completion_tokens": 19, "total_tokens": 34},
-            (15, None, None, 19, None, 34), id="no-details",
+            (15, None, None, 19, None, 34),
+            id="no-details",
         ),
         pytest.param(
-            {"prompt_tokens": 100, "completion_tokens": 5, "total_tokens": 105,
-             "prompt_cache_hit_tokens": 60, "prompt_cache_miss_tokens": 40},
-            (40, 60, None, 5, None, 105), id="deepseek-cache-hit",
+            {
+                "prompt_tokens": 100,
+                "completion_tokens": 5,
+                "total_tokens": 105,
+                "prompt_cache_hit_tokens": 60,
+                "prompt_cache_miss_tokens": 40,
+            },
+            (40, 60, None, 5, None, 105),
+            id="deepseek-cache-hit",
         ),
         pytest.param(
-            {"prompt_tokens": 8, "total_tokens": 8}, (8, None, None, None, None, 8),
+            {"prompt_tokens": 8, "total_tokens": 8},
+            (8, None, None, None, None, 8),
             id="embeddings",
         ),
     ],
@@ -141,9 +164,13 @@ def test_chat_usage_rejects_bad_values(raw: dict[str, object], fragment: str) ->
 
 def test_responses_usage_subtracts_cached() -> None:
     usage = responses_usage(
-        {"input_tokens": 9463, "input_tokens_details": {"cached_tokens": 8320},
-         "output_tokens": 582, "output_tokens_details": {"reasoning_tokens": 512},
-         "total_tokens": 10045}
+        {
+            "input_tokens": 9463,
+            "input_tokens_details": {"cached_tokens": 8320},
+            "output_tokens": 582,
+            "output_tokens_details": {"reasoning_tokens": 512},
+            "total_tokens": 10045,
+        }
     )
 
     assert (usage.input_tokens, usage.cached_input_tokens) == (1143, 8320)
@@ -152,9 +179,13 @@ def test_responses_usage_subtracts_cached() -> None:
 
 def test_anthropic_usage_is_already_disjoint() -> None:
     usage = messages_usage(
-        {"input_tokens": 3, "cache_read_input_tokens": 1111, "cache_creation_input_tokens": 418,
-         "cache_creation": {"ephemeral_5m_input_tokens": 18, "ephemeral_1h_input_tokens": 400},
-         "output_tokens": 33}
+        {
+            "input_tokens": 3,
+            "cache_read_input_tokens": 1111,
+            "cache_creation_input_tokens": 418,
+            "cache_creation": {"ephemeral_5m_input_tokens": 18, "ephemeral_1h_input_tokens": 400},
+            "output_tokens": 33,
+        }
     )
 
     assert (usage.input_tokens, usage.cached_input_tokens) == (3, 1111)

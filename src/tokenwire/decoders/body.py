@@ -73,8 +73,13 @@ _EXTRACTORS: dict[Shape, Extractor] = {
 
 # Newline-delimited JSON streams: Cohere v1 chat (`application/stream+json`) and JSON Lines files.
 _NDJSON_MEDIA_TYPES = frozenset(
-    {"application/x-ndjson", "application/stream+json", "application/jsonl",
-     "application/x-jsonlines", "application/jsonlines"}
+    {
+        "application/x-ndjson",
+        "application/stream+json",
+        "application/jsonl",
+        "application/x-jsonlines",
+        "application/jsonlines",
+    }
 )
 # Bodies that never carry usage and are not buffered: audio, images, files.
 _OPAQUE_MEDIA_PREFIXES = ("audio/", "image/", "video/", "application/octet-stream")
@@ -143,9 +148,7 @@ class ResponseDecoder:
         elif media_type == "text/event-stream" or (not media_type and route.stream):
             self._sse = SSEParser()
         self._frames = None if self.is_stream else _frame_splitter(route, media_type)
-        self._opaque = self._frames is None and not self.is_stream and _is_opaque(
-            route, media_type
-        )
+        self._opaque = self._frames is None and not self.is_stream and _is_opaque(route, media_type)
         self._batched = batch_streams and self.is_stream
         on_headers = getattr(self._extractor, "on_headers", None)
         if headers is not None and on_headers is not None:
@@ -229,9 +232,7 @@ class ResponseDecoder:
         self._buffered += len(data)
         if self._buffered > MAX_JSON_BODY_BYTES:
             self._buffer.clear()
-            raise _BodyTooLarge(
-                f"JSON body exceeds {MAX_JSON_BODY_BYTES} bytes; usage not read"
-            )
+            raise _BodyTooLarge(f"JSON body exceeds {MAX_JSON_BODY_BYTES} bytes; usage not read")
         self._buffer.append(data)
 
     def _read_messages(self, messages: list[Any]) -> None:
@@ -255,8 +256,9 @@ class ResponseDecoder:
         self.problem = f"{type(exc).__name__}: {exc}"
         self._buffer.clear()
         if unexpected:
-            logger.warning("tokenwire decoder fault on %s %s: %r",
-                           self.route.provider, self.route.api, exc)
+            logger.warning(
+                "tokenwire decoder fault on %s %s: %r", self.route.provider, self.route.api, exc
+            )
 
     def finish(self, *, eof: bool) -> RecordState:
         """End decoding and return the record state.

@@ -144,8 +144,7 @@ def _is_usage_only(event: bytes) -> bool:
         return False
     # OpenAI sends `choices: []`; Azure has sent `[{"index": 0, "delta": {}}]`.
     return all(
-        not choice.get("delta") and choice.get("finish_reason") is None
-        for choice in chunk.choices
+        not choice.get("delta") and choice.get("finish_reason") is None for choice in chunk.choices
     )
 
 

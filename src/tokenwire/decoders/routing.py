@@ -28,8 +28,15 @@ import msgspec
 __all__ = ["Route", "Shape", "route_request"]
 
 Shape = Literal[
-    "openai_chat", "openai_responses", "anthropic_messages", "bedrock_converse", "bedrock_invoke",
-    "gemini", "cohere", "openai_media", "batch_results",
+    "openai_chat",
+    "openai_responses",
+    "anthropic_messages",
+    "bedrock_converse",
+    "bedrock_invoke",
+    "gemini",
+    "cohere",
+    "openai_media",
+    "batch_results",
 ]
 
 
@@ -155,18 +162,24 @@ def _bedrock_route(host: str, path: str) -> Route | None:
         return None
     # An ARN model id contains "/" (percent-encoded on the wire, decoded in `path`),
     # so the operation is the last segment and the model id is all before it.
-    model, _, operation = path[len(_BEDROCK_PATH_PREFIX):].rpartition("/")
+    model, _, operation = path[len(_BEDROCK_PATH_PREFIX) :].rpartition("/")
     if not model:
         return None
     if operation in _BEDROCK_FREE_OPERATIONS:
-        return Route(provider="bedrock", api=_BEDROCK_FREE_OPERATIONS[operation],
-                     shape="bedrock_converse", request_model=unquote(model), free=True)
+        return Route(
+            provider="bedrock",
+            api=_BEDROCK_FREE_OPERATIONS[operation],
+            shape="bedrock_converse",
+            request_model=unquote(model),
+            free=True,
+        )
     known = _BEDROCK_OPERATIONS.get(operation)
     if known is None:
         return None
     shape, api, stream = known
-    return Route(provider="bedrock", api=api, shape=shape, request_model=unquote(model),
-                 stream=stream)
+    return Route(
+        provider="bedrock", api=api, shape=shape, request_model=unquote(model), stream=stream
+    )
 
 
 def route_request(method: str, host: str, path: str, body: bytes | None) -> Route | None:
@@ -194,8 +207,12 @@ def route_request(method: str, host: str, path: str, body: bytes | None) -> Rout
         # Embeddings report `prompt_tokens` and `total_tokens` in the chat shape.
         shape, api = "openai_chat", "embeddings"
     elif path.endswith("/messages/count_tokens"):
-        return Route(provider=_provider_for_host(host, "anthropic_messages"), api="count_tokens",
-                     shape="anthropic_messages", free=True)
+        return Route(
+            provider=_provider_for_host(host, "anthropic_messages"),
+            api="count_tokens",
+            shape="anthropic_messages",
+            free=True,
+        )
     elif path.endswith("/v1/messages") or path == "/messages":
         shape, api = "anthropic_messages", "messages"
     else:
@@ -272,11 +289,19 @@ def _route_more(host: str, path: str, body: bytes | None) -> Route | None:
     if path.endswith("/cachedContents"):
         # Creating an explicit cache reports its size; storage is billed per token-hour.
         model = _peek_body(body).model
-        return Route(provider=_provider_for_host(host, "gemini"), api="cached_contents",
-                     shape="gemini", request_model=model and _model_from_resource(model))
+        return Route(
+            provider=_provider_for_host(host, "gemini"),
+            api="cached_contents",
+            shape="gemini",
+            request_model=model and _model_from_resource(model),
+        )
     if path.endswith("/moderations"):
-        return Route(provider=_provider_for_host(host, "openai_chat"), api="moderations",
-                     shape="openai_chat", free=True)
+        return Route(
+            provider=_provider_for_host(host, "openai_chat"),
+            api="moderations",
+            shape="openai_chat",
+            free=True,
+        )
     if path.endswith("/responses/compact"):
         # Compaction runs the model and reports Responses usage for that pass.
         return _openai_style_route(host, path, body, "openai_responses", "responses_compact")
@@ -290,14 +315,17 @@ def _route_more(host: str, path: str, body: bytes | None) -> Route | None:
         for suffix, api in _COHERE_PATHS.items():
             if path.endswith(suffix):
                 peek = _peek_body(body)
-                return Route(provider="cohere", api=api, shape="cohere",
-                             request_model=peek.model, stream=bool(peek.stream))
+                return Route(
+                    provider="cohere",
+                    api=api,
+                    shape="cohere",
+                    request_model=peek.model,
+                    stream=bool(peek.stream),
+                )
     return None
 
 
-def _openai_style_route(
-    host: str, path: str, body: bytes | None, shape: Shape, api: str
-) -> Route:
+def _openai_style_route(host: str, path: str, body: bytes | None, shape: Shape, api: str) -> Route:
     # Audio uploads and image edits are multipart: their body is never read,
     # so the model is known only when the reply names it.
     peek = _peek_body(body)
@@ -305,8 +333,9 @@ def _openai_style_route(
     model = peek.model
     if provider == "azure_openai" and model is None:
         model = _azure_deployment(path)
-    return Route(provider=provider, api=api, shape=shape, request_model=model,
-                 stream=bool(peek.stream))
+    return Route(
+        provider=provider, api=api, shape=shape, request_model=model, stream=bool(peek.stream)
+    )
 
 
 def _model_from_resource(resource: str) -> str:
@@ -328,13 +357,23 @@ def _route_action(host: str, path: str, body: bytes | None) -> Route | None:
             return None
         shape, api = known
         stream = action == "streamRawPredict" or bool(_peek_body(body).stream)
-        return Route(provider=_provider_for_host(host, shape), api=api, shape=shape,
-                     request_model=model, stream=stream)
+        return Route(
+            provider=_provider_for_host(host, shape),
+            api=api,
+            shape=shape,
+            request_model=model,
+            stream=stream,
+        )
 
     provider = _provider_for_host(host, "gemini")
     if action in _GEMINI_FREE_ACTIONS:
-        return Route(provider=provider, api=_GEMINI_FREE_ACTIONS[action], shape="gemini",
-                     request_model=model, free=True)
+        return Route(
+            provider=provider,
+            api=_GEMINI_FREE_ACTIONS[action],
+            shape="gemini",
+            request_model=model,
+            free=True,
+        )
     known_action = _GEMINI_ACTIONS.get(action)
     if known_action is None:
         return None
@@ -354,8 +393,9 @@ def _route_other_method(method: str, host: str, path: str) -> Route | None:
         return _batch_results_route(host, path)
     if method in ("PATCH", "DELETE") and "/cachedContents/" in path:
         # Updating or deleting an explicit cache changes how long its storage is billed.
-        return Route(provider=_provider_for_host(host, "gemini"), api="cached_contents",
-                     shape="gemini")
+        return Route(
+            provider=_provider_for_host(host, "gemini"), api="cached_contents", shape="gemini"
+        )
     return None
 
 
@@ -365,8 +405,13 @@ def _batch_results_route(host: str, path: str) -> Route | None:
         provider = _provider_for_host(host, "anthropic_messages")
         if provider != "anthropic":
             return None
-        return Route(provider=provider, api="batch", shape="batch_results", batch=True,
-                     response_id=results.group(1))
+        return Route(
+            provider=provider,
+            api="batch",
+            shape="batch_results",
+            batch=True,
+            response_id=results.group(1),
+        )
     content = _FILE_CONTENT.search(path)
     if content is not None:
         # Any file can be downloaded here; the body decoder discards one that
@@ -374,8 +419,13 @@ def _batch_results_route(host: str, path: str) -> Route | None:
         provider = _provider_for_host(host, "batch_results")
         if provider not in ("openai", "azure_openai"):
             return None
-        return Route(provider=provider, api="batch", shape="batch_results", batch=True,
-                     response_id=content.group(1))
+        return Route(
+            provider=provider,
+            api="batch",
+            shape="batch_results",
+            batch=True,
+            response_id=content.group(1),
+        )
     return None
 
 
@@ -414,8 +464,10 @@ def _unwrap_cloudflare(path: str, body: bytes | None) -> tuple[str, str] | None:
         if len(rest) < 3:
             return None
         resource, deployment = rest[0], rest[1]
-        return (f"{resource}.openai.azure.com",
-                "/openai/deployments/" + deployment + "/" + "/".join(rest[2:]))
+        return (
+            f"{resource}.openai.azure.com",
+            "/openai/deployments/" + deployment + "/" + "/".join(rest[2:]),
+        )
     if slug == "compat":
         model = _peek_body(body).model or ""
         slug = model.split("/", 1)[0] if "/" in model else "compat"

@@ -36,22 +36,35 @@ LAGO_KEY_VARIABLES = ("TOKENWIRE_LAGO_API_KEY", "LAGO_API_KEY")
 
 
 def _ledger_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ledger", type=Path, help="ledger file (default: TOKENWIRE_LEDGER or "
-                        "the per-user data directory)")
+    parser.add_argument(
+        "--ledger",
+        type=Path,
+        help="ledger file (default: TOKENWIRE_LEDGER or the per-user data directory)",
+    )
 
 
 def add_flush_arguments(parser: argparse.ArgumentParser) -> None:
     _ledger_argument(parser)
-    parser.add_argument("--timeout-s", type=float, default=30.0,
-                        help="seconds to keep trying before giving up (default: 30)")
+    parser.add_argument(
+        "--timeout-s",
+        type=float,
+        default=30.0,
+        help="seconds to keep trying before giving up (default: 30)",
+    )
 
 
 def add_dead_letters_arguments(parser: argparse.ArgumentParser) -> None:
     _ledger_argument(parser)
-    parser.add_argument("--requeue", type=int, nargs="+", metavar="ID",
-                        help="put these dead letters back in the delivery queue")
-    parser.add_argument("--all", action="store_true",
-                        help="also list dead letters that were re-queued")
+    parser.add_argument(
+        "--requeue",
+        type=int,
+        nargs="+",
+        metavar="ID",
+        help="put these dead letters back in the delivery queue",
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="also list dead letters that were re-queued"
+    )
 
 
 def _open_existing(path: Path | None) -> Ledger | None:
@@ -130,19 +143,34 @@ def run_dead_letters(args: argparse.Namespace, console: Console) -> int:
         console.print("No dead letters.")
         return 0
     table = Table(title=f"{len(letters)} dead letter(s)")
-    for column in ("id", "transaction id", "subscription", "code", "value", "error", "set aside",
-                   "re-queued"):
+    for column in (
+        "id",
+        "transaction id",
+        "subscription",
+        "code",
+        "value",
+        "error",
+        "set aside",
+        "re-queued",
+    ):
         table.add_column(column)
     for letter in letters:
         table.add_row(
-            str(letter.id), letter.transaction_id, escape(letter.subscription), letter.code,
-            f"{letter.value:,}", escape(letter.error), _when(letter.dead_at),
+            str(letter.id),
+            letter.transaction_id,
+            escape(letter.subscription),
+            letter.code,
+            f"{letter.value:,}",
+            escape(letter.error),
+            _when(letter.dead_at),
             _when(letter.requeued_at),
         )
     console.print(table)
     if letters and not args.all:
-        console.print("Re-queue with `tokenwire dead-letters --requeue ID ...` once the cause "
-                      "is fixed in Lago (for example a missing billable metric).")
+        console.print(
+            "Re-queue with `tokenwire dead-letters --requeue ID ...` once the cause "
+            "is fixed in Lago (for example a missing billable metric)."
+        )
     return 0
 
 
@@ -168,8 +196,7 @@ def delivery_table(summary: DeliverySummary) -> Table:
     table.add_row("events: sent", f"{summary.sent_events:,}")
     table.add_row("events: pending", f"{summary.pending_events:,}")
     table.add_row("events: pending, leased by a sender now", f"{summary.leased_events:,}")
-    table.add_row("events: dead letters (see `tokenwire dead-letters`)",
-                  f"{summary.dead_events:,}")
+    table.add_row("events: dead letters (see `tokenwire dead-letters`)", f"{summary.dead_events:,}")
     table.add_row("oldest pending event queued", _when(summary.oldest_pending_at))
     table.add_row("last event sent", _when(summary.last_sent_at))
     return table

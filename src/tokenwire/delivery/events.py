@@ -95,8 +95,7 @@ class EventCodes(msgspec.Struct, frozen=True, kw_only=True):
         for name, code in named:
             if name != "informational" and (not isinstance(code, str) or not code.strip()):
                 raise ConfigurationError(
-                    f"EventCodes.{name} must be a non-empty Lago billable metric code, "
-                    f"got {code!r}"
+                    f"EventCodes.{name} must be a non-empty Lago billable metric code, got {code!r}"
                 )
         repeated = sorted({code for code in codes if codes.count(code) > 1})
         if repeated:

@@ -600,8 +600,16 @@ class Ledger:
                 f"FROM outbox {where} ORDER BY id",
                 params,
             ).fetchall()
-        names = ("id", "transaction_id", "subscription", "code", "value", "status", "attempts",
-                 "record_id")
+        names = (
+            "id",
+            "transaction_id",
+            "subscription",
+            "code",
+            "value",
+            "status",
+            "attempts",
+            "record_id",
+        )
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     # Reading records
@@ -651,8 +659,12 @@ class Ledger:
         Grouped by state, every record counts; otherwise only billable states
         (`complete` and `partial`) do.
         """
-        column = {"subscription": "subscription", "model": "model",
-                  "provider": "provider", "state": "state"}[by]
+        column = {
+            "subscription": "subscription",
+            "model": "model",
+            "provider": "provider",
+            "state": "state",
+        }[by]
         where = "" if by == "state" else "WHERE state IN ('complete', 'partial')"
         query = f"""
             SELECT {column} AS key, count(*) AS records,
@@ -665,8 +677,15 @@ class Ledger:
         """
         with self.lock:
             rows = self._db.execute(query).fetchall()
-        names = ("key", "records", "input_tokens", "cached_input_tokens",
-                 "cache_creation_tokens", "output_tokens", "reasoning_tokens")
+        names = (
+            "key",
+            "records",
+            "input_tokens",
+            "cached_input_tokens",
+            "cache_creation_tokens",
+            "output_tokens",
+            "reasoning_tokens",
+        )
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     def schema_version(self) -> int:

@@ -62,8 +62,20 @@ __all__ = [
 ]
 
 TOKEN_USAGE_BUCKETS: Final[tuple[int, ...]] = (
-    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144,
-    1048576, 4194304, 16777216, 67108864,
+    1,
+    4,
+    16,
+    64,
+    256,
+    1024,
+    4096,
+    16384,
+    65536,
+    262144,
+    1048576,
+    4194304,
+    16777216,
+    67108864,
 )
 """Histogram bucket boundaries that the GenAI conventions give `gen_ai.client.token.usage`."""
 

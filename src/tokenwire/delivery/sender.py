@@ -391,7 +391,9 @@ class EventSender:
             logger.warning(
                 "Lago rejected a batch of %d events as too large (%s); sending at most %d "
                 "per request from now on",
-                len(rows), outcome.reason, self._batch_events,
+                len(rows),
+                outcome.reason,
+                self._batch_events,
             )
         if len(rows) > 1:
             # The server did not say which event is at fault: halve until it is found.
@@ -404,8 +406,11 @@ class EventSender:
     def _settle_per_event(self, rows: Sequence[tuple[int, str]], outcome: Outcome) -> None:
         duplicates = [rows[index][0] for index in sorted(outcome.duplicates)]
         rejected = [
-            (rows[index][0], f"HTTP {outcome.status} {msgspec.json.encode(details).decode()}",
-             outcome.status)
+            (
+                rows[index][0],
+                f"HTTP {outcome.status} {msgspec.json.encode(details).decode()}",
+                outcome.status,
+            )
             for index, details in sorted(outcome.errors.items())
             if index not in outcome.duplicates
         ]
@@ -424,7 +429,9 @@ class EventSender:
         self._warn(
             "Lago rejected %d event(s), set aside as dead letters (first: outbox id %d, %s); "
             "list them with `tokenwire dead-letters`",
-            len(rejected), rejected[0][0], rejected[0][1],
+            len(rejected),
+            rejected[0][0],
+            rejected[0][1],
         )
 
     def _end_pass(self, outcome: Outcome) -> None:
@@ -438,14 +445,17 @@ class EventSender:
                     "tokenwire paused delivery to Lago: %s. Events stay in the ledger; "
                     "delivery is tried again in %.0f s, or fix the setting and restart "
                     "(or call tokenwire.configure())",
-                    outcome.reason, PAUSE_S,
+                    outcome.reason,
+                    PAUSE_S,
                 )
             return
         self._retried += 1
         delay = self._schedule_retry(outcome.server_delay_s)
         self._warn(
             "Lago delivery failed (%s), attempt %d; retrying in %.2f s, events stay in the ledger",
-            outcome.reason, self._failures, delay,
+            outcome.reason,
+            self._failures,
+            delay,
         )
 
     def _schedule_retry(self, server_delay: float | None) -> float:
@@ -463,9 +473,7 @@ class EventSender:
 
     def _recovered(self) -> None:
         if self._failures or self._blocked:
-            logger.info(
-                "Lago delivery recovered after %d failed attempt(s)", self._failures
-            )
+            logger.info("Lago delivery recovered after %d failed attempt(s)", self._failures)
         self._failures = 0
         self._paused_until = 0.0
         self._blocked = None

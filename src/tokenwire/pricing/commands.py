@@ -43,21 +43,33 @@ _TOKEN_COLUMNS = (
 
 def add_pricing_file_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--prices", type=Path, metavar="FILE",
+        "--prices",
+        type=Path,
+        metavar="FILE",
         help="pricing TOML file: overrides, markup, batch discounts, service tiers "
-             "(default: TOKENWIRE_PRICES, else genai-prices alone)",
+        "(default: TOKENWIRE_PRICES, else genai-prices alone)",
     )
 
 
 def add_prices_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model id, as the provider returns or as requested")
-    parser.add_argument("--provider", help="tokenwire provider name such as openai, anthropic, "
-                        "bedrock, gemini, azure_openai (default: matched by model name)")
-    parser.add_argument("--date", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
-                        help="price at the start of this UTC day (default: now)")
+    parser.add_argument(
+        "--provider",
+        help="tokenwire provider name such as openai, anthropic, "
+        "bedrock, gemini, azure_openai (default: matched by model name)",
+    )
+    parser.add_argument(
+        "--date",
+        type=dt.date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="price at the start of this UTC day (default: now)",
+    )
     parser.add_argument("--batch", action="store_true", help="show batch prices")
-    parser.add_argument("--service-tier", metavar="TIER",
-                        help="show prices for a reported service tier such as flex or priority")
+    parser.add_argument(
+        "--service-tier",
+        metavar="TIER",
+        help="show prices for a reported service tier such as flex or priority",
+    )
     add_pricing_file_argument(parser)
 
 
@@ -99,8 +111,9 @@ def run_prices(args: argparse.Namespace, console: Console) -> int:
     card = rates.card
     when = rates.at.isoformat(timespec="seconds")
     if card.unpriced_reason is not None:
-        Console(stderr=True).print(f"no price: {card.unpriced_reason}", markup=False,
-                                   highlight=False)
+        Console(stderr=True).print(
+            f"no price: {card.unpriced_reason}", markup=False, highlight=False
+        )
         return 1
 
     table = Table(title=f"{args.model} ({rates.provider}) at {when}")
@@ -163,7 +176,11 @@ def run_report(
         for column in ("provider", "model", "records", "reason"):
             unpriced.add_column(column)
         for item in report.unpriced:
-            unpriced.add_row(escape(item.provider), escape(item.model or "-"),
-                             f"{item.records:,}", escape(item.reason or ""))
+            unpriced.add_row(
+                escape(item.provider),
+                escape(item.model or "-"),
+                f"{item.records:,}",
+                escape(item.reason or ""),
+            )
         console.print(unpriced)
     return 0

@@ -96,10 +96,20 @@ PUBLISHED_INFERENCE_GEO_MULTIPLIERS: Final[Mapping[str, Mapping[str, Decimal]]] 
 (Anthropic's `usage.inference_geo`). `global` and `not_available` are standard."""
 
 _TOP_LEVEL_KEYS: Final = (
-    "prices", "markup", "batch_discounts", "service_tiers", "inference_geo",
+    "prices",
+    "markup",
+    "batch_discounts",
+    "service_tiers",
+    "inference_geo",
 )
 _PRICE_ENTRY_KEYS: Final = (
-    "model", "provider", "since", "batch", "service_tier", "source", "discount_percent",
+    "model",
+    "provider",
+    "since",
+    "batch",
+    "service_tier",
+    "source",
+    "discount_percent",
     *RATE_KEYS,
 )
 _MARKUP_KEYS: Final = ("percent", "multiplier", "subscriptions", "models")
@@ -334,8 +344,7 @@ def _parse_document(document: dict[str, Any], file: Path) -> PricingConfig:
     _reject_unknown(document, _TOP_LEVEL_KEYS, f"{file}")
     entries = _array_of_tables(document.get("prices", []), f"{file}: prices")
     overrides = tuple(
-        _parse_price_entry(entry, f"{file}: prices[{index}]")
-        for index, entry in enumerate(entries)
+        _parse_price_entry(entry, f"{file}: prices[{index}]") for index, entry in enumerate(entries)
     )
     markup = _parse_markup(_table(document.get("markup", {}), f"{file}: markup"), f"{file}: markup")
 

@@ -223,8 +223,10 @@ class Pricer:
             entry = lookup(provider, ref)
             if entry is None:
                 return _unpriced_card(
-                    ref, provider, f"model {ref!r} of provider {provider!r} is not in the price "
-                    f"data; add a [[prices]] entry for it to the prices file"
+                    ref,
+                    provider,
+                    f"model {ref!r} of provider {provider!r} is not in the price "
+                    f"data; add a [[prices]] entry for it to the prices file",
                 )
             base = entry.rate_card(at)
             base = msgspec.structs.replace(base, notes=(*base.notes, *notes))
@@ -253,8 +255,10 @@ class Pricer:
         multiplier = self.config.inference_geo_multipliers.get(record.provider, {}).get(geo)
         if multiplier is None:
             return _unpriced_card(
-                card.model, record.provider, f"inference geography {geo!r} has no configured "
-                f"price; add `{geo} = <multiplier>` under [inference_geo.{record.provider}]"
+                card.model,
+                record.provider,
+                f"inference geography {geo!r} has no configured "
+                f"price; add `{geo} = <multiplier>` under [inference_geo.{record.provider}]",
             )
         return card.scaled(multiplier, f"inference geography {geo!r}: {multiplier}x prices")
 
@@ -299,9 +303,11 @@ class Pricer:
         discount = self.config.batch_discounts.get(provider)
         if discount is None:
             return _unpriced_card(
-                ref, provider, f"batch result: the price data has no batch price for {ref!r} and "
+                ref,
+                provider,
+                f"batch result: the price data has no batch price for {ref!r} and "
                 f"no batch discount is set for {provider!r}; add `{provider} = <percent>` under "
-                f"[batch_discounts] or a [[prices]] entry with batch = true"
+                f"[batch_discounts] or a [[prices]] entry with batch = true",
             )
         factor = EXACT.divide(EXACT.subtract(100, discount), 100)
         return base.scaled(factor, f"batch: {discount}% off standard prices for {provider}")
@@ -324,9 +330,11 @@ class Pricer:
         multiplier = self.config.service_tier_multipliers.get(provider, {}).get(tier)
         if multiplier is None:
             return _unpriced_card(
-                ref, provider, f"service tier {tier!r}: the price data has no {tier!r} price for "
+                ref,
+                provider,
+                f"service tier {tier!r}: the price data has no {tier!r} price for "
                 f"{ref!r}; add `{tier} = <multiplier>` under [service_tiers.{provider}] or a "
-                f"[[prices]] entry with service_tier = {tier!r}"
+                f"[[prices]] entry with service_tier = {tier!r}",
             )
         return base.scaled(multiplier, f"service tier {tier!r}: {multiplier}x standard prices")
 
@@ -398,20 +406,25 @@ def _cost_lines(usage: Usage, card: RateCard) -> list[CostLine]:
         rate = _rate_for(name, card)
         if card.unpriced_reason is not None or rate is None or name in problems:
             reason = problems.get(name) or card.unpriced_reason or f"no {name} price"
-            lines.append(CostLine(token_class=name, tokens=tokens, usd_per_unit=None,
-                                  cost_usd=None, note=reason))
+            lines.append(
+                CostLine(
+                    token_class=name, tokens=tokens, usd_per_unit=None, cost_usd=None, note=reason
+                )
+            )
             continue
         price = rate.at(total_input)
         notes = [card.rate_notes[name]] if name in card.rate_notes else []
         if price != rate.usd:
             notes.append(f"long-context tier: {total_input:,} input tokens")
-        lines.append(CostLine(
-            token_class=name,
-            tokens=tokens,
-            usd_per_unit=price,
-            cost_usd=EXACT.divide(EXACT.multiply(price, tokens), UNIT_SIZES[name]),
-            note="; ".join(notes) or None,
-        ))
+        lines.append(
+            CostLine(
+                token_class=name,
+                tokens=tokens,
+                usd_per_unit=price,
+                cost_usd=EXACT.divide(EXACT.multiply(price, tokens), UNIT_SIZES[name]),
+                note="; ".join(notes) or None,
+            )
+        )
     return lines
 
 
@@ -427,8 +440,10 @@ def _class_counts(usage: Usage, card: RateCard) -> tuple[list[tuple[str, int]], 
     counts["input"] = usage.input_tokens or 0
     counts["cached_input"] = usage.cached_input_tokens or 0
     split_media = []
-    for name, subset in (("audio_input", usage.audio_input_tokens),
-                         ("image_input", usage.image_input_tokens)):
+    for name, subset in (
+        ("audio_input", usage.audio_input_tokens),
+        ("image_input", usage.image_input_tokens),
+    ):
         if subset and name in card.rates:
             split_media.append(name)
             counts[name] = subset
@@ -446,9 +461,11 @@ def _class_counts(usage: Usage, card: RateCard) -> tuple[list[tuple[str, int]], 
     _split_writes(usage, counts, problems)
 
     counts["output"] = usage.output_tokens or 0
-    for name, subset in (("reasoning", usage.reasoning_tokens),
-                         ("audio_output", usage.audio_output_tokens),
-                         ("image_output", usage.image_output_tokens)):
+    for name, subset in (
+        ("reasoning", usage.reasoning_tokens),
+        ("audio_output", usage.audio_output_tokens),
+        ("image_output", usage.image_output_tokens),
+    ):
         if subset and name in card.rates:
             counts[name] = subset
             counts["output"] -= subset
@@ -488,4 +505,3 @@ def _rate_for(name: str, card: RateCard) -> Rate | None:
         # The data's unsplit write price is the 5-minute one: 1-hour writes have their own.
         return card.rates.get("cache_write_5m") or card.rates.get("cache_write")
     return card.rates.get(name)
-

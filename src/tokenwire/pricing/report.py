@@ -29,7 +29,12 @@ __all__ = [
 
 ReportGroup = Literal["subscription", "feature", "model", "day", "provider", "state"]
 REPORT_GROUPS: Final[tuple[ReportGroup, ...]] = (
-    "subscription", "feature", "model", "day", "provider", "state",
+    "subscription",
+    "feature",
+    "model",
+    "day",
+    "provider",
+    "state",
 )
 
 

@@ -286,7 +286,7 @@ def _parse_uri(uri: str) -> tuple[str, str, str] | None:
     path = parts.path.rstrip("/")
     if not path.startswith("/model/"):
         return None
-    model, _, operation = path[len("/model/"):].rpartition("/")
+    model, _, operation = path[len("/model/") :].rpartition("/")
     method = _OPERATIONS.get(operation)
     if not model or method is None:
         return None

@@ -68,10 +68,20 @@ MAX_HEAD_BYTES = 64 * 1024
 """Largest request line plus headers."""
 
 _REASONS = {
-    200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 411: "Length Required", 413: "Content Too Large",
-    422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error",
-    502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    411: "Length Required",
+    413: "Content Too Large",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 
 _encoder = msgspec.json.Encoder()
@@ -431,7 +441,12 @@ class LagoServer:
             delay, after = self._delay_s, self._delay_after_processing
         if canned is not None:
             return self._log(
-                arrived, path, canned.status, 0, f"HTTP {canned.status}", canned.headers,
+                arrived,
+                path,
+                canned.status,
+                0,
+                f"HTTP {canned.status}",
+                canned.headers,
                 canned.body,
             )
         if headers.get("authorization") != f"Bearer {self.api_key}":
@@ -470,8 +485,10 @@ class LagoServer:
         if not isinstance(events, list) or not events:
             return 422, 0, _error_body(422, "validation_errors", {"events": ["no_events"]})
         if len(events) > self.max_batch_events:
-            return 422, len(events), _error_body(
-                422, "validation_errors", {"events": ["too_many_events"]}
+            return (
+                422,
+                len(events),
+                _error_body(422, "validation_errors", {"events": ["too_many_events"]}),
             )
 
         with self._changed:
@@ -483,7 +500,8 @@ class LagoServer:
                 problems = _check_event(event, self.subscriptions)
                 key = (
                     (event["external_subscription_id"], event["transaction_id"])
-                    if not problems else ("", "")
+                    if not problems
+                    else ("", "")
                 )
                 if not problems and (key in self._seen or key in in_batch):
                     problems = {"transaction_id": ["value_already_exist"]}
@@ -560,8 +578,13 @@ class LagoServerProcess:
         )
         # Not `-m`: `tokenwire.testing` imports this module, which runpy warns about.
         command = [
-            sys.executable, "-c", "from tokenwire.testing.lago_server import main; main()",
-            "--port", str(self._port), "--api-key", self.api_key,
+            sys.executable,
+            "-c",
+            "from tokenwire.testing.lago_server import main; main()",
+            "--port",
+            str(self._port),
+            "--api-key",
+            self.api_key,
         ]
         if self._keep_events:
             command.append("--keep-events")
@@ -604,10 +627,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=int, default=0, help="port to bind (default: any free)")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="the accepted bearer key")
-    parser.add_argument("--keep-events", action="store_true",
-                        help="keep accepted event bodies in memory, not only their ids")
-    parser.add_argument("--delay-s", type=float, default=0.0,
-                        help="seconds to wait before responding to each batch (a slow Lago)")
+    parser.add_argument(
+        "--keep-events",
+        action="store_true",
+        help="keep accepted event bodies in memory, not only their ids",
+    )
+    parser.add_argument(
+        "--delay-s",
+        type=float,
+        default=0.0,
+        help="seconds to wait before responding to each batch (a slow Lago)",
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()

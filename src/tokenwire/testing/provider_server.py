@@ -66,9 +66,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.served[family, stream] = self.server.served.get((family, stream), 0) + 1
             serial = sum(self.server.served.values())
         # Like a real provider, give every response its own id (`chatcmpl-demo…`, `msg_demo…`).
-        payload = fixture_bytes(FIXTURES[family, stream]).replace(
-            b'_demo', b"_r%04d_demo" % serial
-        ).replace(b"-demo", b"-r%04d-demo" % serial)
+        payload = (
+            fixture_bytes(FIXTURES[family, stream])
+            .replace(b"_demo", b"_r%04d_demo" % serial)
+            .replace(b"-demo", b"-r%04d-demo" % serial)
+        )
         if stream:
             self._send_events(payload)
         elif "gzip" in self.headers.get("accept-encoding", ""):

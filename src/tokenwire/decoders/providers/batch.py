@@ -146,8 +146,9 @@ class BatchResultsExtractor:
                 return
             raise PayloadError(f"batch result line is not valid: {exc}") from exc
         if first:
-            if line.custom_id is None or (line.response is None and line.result is None
-                                           and line.error is None):
+            if line.custom_id is None or (
+                line.response is None and line.result is None and line.error is None
+            ):
                 out.discard = True
                 return
             state["lines"] = 0
@@ -189,8 +190,7 @@ class BatchResultsExtractor:
     @staticmethod
     def _update_raw(out: Extraction) -> None:
         state = out.scratch
-        raw = {"lines": state["lines"], "failed_lines": state["failed"],
-               "models": state["models"]}
+        raw = {"lines": state["lines"], "failed_lines": state["failed"], "models": state["models"]}
         if out.usage is None:
             if state["failed"] == state["lines"]:
                 out.error = "all_requests_failed"

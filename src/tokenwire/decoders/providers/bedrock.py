@@ -94,8 +94,12 @@ _INVOCATION_METRICS = "amazon-bedrock-invocationMetrics"
 _CACHE_TTLS = ("5m", "1h")
 
 # Canonical classes compared between Bedrock's report and the family's counts.
-_COMPARED_CLASSES = ("input_tokens", "cached_input_tokens", "cache_creation_tokens",
-                     "output_tokens")
+_COMPARED_CLASSES = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_creation_tokens",
+    "output_tokens",
+)
 
 Family = Literal["anthropic", "nova", "titan", "llama", "openai"]
 
@@ -319,10 +323,14 @@ def _read_model_body(body: _ModelBody, out: Extraction) -> bool:
         counted = True
 
     if body.prompt_token_count is not None or body.generation_token_count is not None:
-        _merge(scratch, "llama", {
-            "prompt_token_count": body.prompt_token_count,
-            "generation_token_count": body.generation_token_count,
-        })
+        _merge(
+            scratch,
+            "llama",
+            {
+                "prompt_token_count": body.prompt_token_count,
+                "generation_token_count": body.generation_token_count,
+            },
+        )
         counted = True
 
     if body.invocation_metrics is not None:
@@ -409,9 +417,7 @@ def _publish(out: Extraction) -> None:
     )
 
 
-def _family_cache_split(
-    bedrock: Usage, family: Usage | None
-) -> tuple[int | None, int | None]:
+def _family_cache_split(bedrock: Usage, family: Usage | None) -> tuple[int | None, int | None]:
     """Return the family's 5m/1h cache-write split when it adds up to Bedrock's cache writes.
 
     Bedrock's headers and invocation metrics report cache writes without a TTL

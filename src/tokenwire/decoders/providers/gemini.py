@@ -88,9 +88,7 @@ def gemini_usage(raw: dict[str, Any]) -> Usage:
         output = (candidates or 0) + (thoughts or 0)
 
     prompt_details = _modality_counts(raw.get("promptTokensDetails"), "promptTokensDetails")
-    output_details = _modality_counts(
-        raw.get("candidatesTokensDetails"), "candidatesTokensDetails"
-    )
+    output_details = _modality_counts(raw.get("candidatesTokensDetails"), "candidatesTokensDetails")
     return Usage(
         input_tokens=fresh,
         cached_input_tokens=cached,

@@ -76,9 +76,7 @@ def responses_usage(raw: dict[str, Any]) -> Usage:
         cached_input_tokens=cached,
         cache_creation_tokens=written,
         output_tokens=non_negative(raw.get("output_tokens"), "output_tokens"),
-        reasoning_tokens=non_negative(
-            output_details.get("reasoning_tokens"), "reasoning_tokens"
-        ),
+        reasoning_tokens=non_negative(output_details.get("reasoning_tokens"), "reasoning_tokens"),
         total_tokens=non_negative(raw.get("total_tokens"), "total_tokens"),
         raw=raw,
     )
