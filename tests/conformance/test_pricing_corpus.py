@@ -73,6 +73,7 @@ ROUTES: Final[dict[tuple[str, str], Route]] = {
         provider="openrouter", api="chat_completions", shape="openai_chat"
     ),
     ("fireworks", "chat"): Route(provider="fireworks", api="chat_completions", shape="openai_chat"),
+    ("cerebras", "chat"): Route(provider="cerebras", api="chat_completions", shape="openai_chat"),
     ("x-ai", "chat"): Route(provider="xai", api="chat_completions", shape="openai_chat"),
     ("google", "default"): Route(provider="gemini", api="generate_content", shape="gemini"),
     # Gemini's OpenAI-compatible endpoint, generativelanguage.googleapis.com/v1beta/openai.
