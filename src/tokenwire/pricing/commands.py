@@ -157,9 +157,10 @@ def run_report(
         table.add_column(label, justify="right")
     for label in ("cost USD", "billed USD", "margin USD", "unpriced"):
         table.add_column(label, justify="right")
+    missing_key = "(unattributed)" if by == "subscription" else "(not set)"
     for row in report.rows:
         table.add_row(
-            escape(row.key) if row.key is not None else "(not set)",
+            escape(row.key) if row.key is not None else missing_key,
             f"{row.records:,}",
             *(f"{getattr(row, name):,}" for name, _ in _TOKEN_COLUMNS),
             decimal_string(row.cost_usd),
