@@ -72,6 +72,9 @@ class Extractor(Protocol):
 
 def non_negative(value: Any, field: str) -> int | None:
     """Return a token count as int, rejecting negatives, booleans and fractions."""
+    if type(value) is int and value >= 0:
+        # The common case, checked first: `type() is int` excludes bool and int subclasses.
+        return value
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):

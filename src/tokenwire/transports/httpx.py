@@ -184,9 +184,9 @@ def _request_headers(headers: Any) -> tuple[str, str | None, str | None]:
     """
     items = getattr(headers, "_list", None)
     lowered = (
-        [(name, value) for _, name, value in items]
+        ((name, value) for _, name, value in items)
         if items is not None
-        else [(key.lower(), value) for key, value in headers.raw]
+        else ((key.lower(), value) for key, value in headers.raw)
     )
     content_type = ""
     subscription = dimensions = None
