@@ -219,7 +219,7 @@ def build_events(
 
 
 PriceMode = Literal["tokens", "cost", "both"]
-"""What a billable record is sent as: token events, one cost event, or both.
+"""The form a billable record is sent in: token events, one cost event, or both.
 
 In `cost` mode a record without a full price is sent as token events instead."""
 

@@ -1,4 +1,4 @@
-"""A loopback HTTP server that answers like the OpenAI and Anthropic APIs.
+"""A loopback HTTP server that responds like the OpenAI and Anthropic APIs.
 
 It serves fixed responses that ship with tokenwire (`tokenwire/demo_data`):
 `POST .../chat/completions` and `POST .../v1/messages`, as JSON or, when the

@@ -6,8 +6,8 @@ Token semantics: `input_tokens`, `cache_read_input_tokens` and
 the writes by TTL. `output_tokens` includes extended thinking, with no
 separate reasoning count, and there is no total.
 
-Streams: `message_start.message.usage` holds the input-side counts and a
-provisional output count; each `message_delta.usage` holds cumulative values
+Streams: `message_start.message.usage` contains the input-side counts and a
+provisional output count. Each `message_delta.usage` contains cumulative values
 that overwrite (never add to) what came before, field by field.
 """
 
@@ -31,7 +31,7 @@ class _Message(msgspec.Struct):
 
 
 class _Event(msgspec.Struct):
-    """A Messages JSON body or one streamed event; `type` tells which."""
+    """A Messages JSON body or one streamed event, told apart by `type`."""
 
     type: str | None = None
     id: str | None = None
