@@ -1,4 +1,4 @@
-"""What every scenario shares: settings, the scenario record, skips and sinks."""
+"""Shared parts of every scenario: settings, the scenario record, skips and sinks."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ class Scenario:
 
     name: str
     kind: str
-    """Which table: `overhead`, `throughput`, `latency`, `memory` or `flusher`."""
+    """The results table: `overhead`, `throughput`, `latency`, `memory` or `flusher`."""
     description: str
     run: Callable[[Settings], dict[str, Any]]
     group: str = "mock"

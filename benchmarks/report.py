@@ -265,12 +265,12 @@ def print_report(document: dict[str, Any], out: TextIO, *, markdown: bool = Fals
 
 
 def _goal(goal: str, measured: str, met: bool | None) -> dict[str, Any]:
-    result = "not measured" if met is None else ("met" if met else "MISSED")
-    return {"goal": goal, "measured": measured, "met": met, "result": result}
+    results = {None: "not measured", True: "met", False: "MISSED"}
+    return {"goal": goal, "measured": measured, "met": met, "result": results[met]}
 
 
 def evaluate_goals(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """Compare the results with the issue's goals; a goal without data is 'not measured'."""
+    """Compare the results with the suite's goals; a goal without data is 'not measured'."""
     ok = {entry["name"]: entry for entry in document["results"] if entry["status"] == "ok"}
     goals = []
 

@@ -1,4 +1,4 @@
-"""What provider extractors share: the per-response accumulator and the extractor protocol.
+"""Shared parts of provider extractors: the per-response accumulator and the extractor protocol.
 
 An extractor is stateless; everything it learns about one response goes into
 that response's `Extraction`. Usage is overwritten as events arrive, never
@@ -16,7 +16,7 @@ from ..errors import DecodeError
 from ..sse import ServerSentEvent
 from ..usage import Usage
 
-__all__ = ["Extraction", "Extractor", "PayloadError", "non_negative"]
+__all__ = ["Extraction", "Extractor", "PayloadError", "non_negative", "usage_object"]
 
 
 class PayloadError(DecodeError):
@@ -24,7 +24,7 @@ class PayloadError(DecodeError):
 
 
 class Extraction:
-    """What has been learned about one response so far."""
+    """Facts learned about one response so far."""
 
     __slots__ = (
         "discard",
@@ -86,6 +86,16 @@ def non_negative(value: Any, field: str) -> int | None:
     if value < 0:
         raise PayloadError(f"usage field {field!r} is negative: {value}")
     return int(value)
+
+
+def usage_object(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    """Return the nested object `raw[key]` (empty when absent), raising `PayloadError` otherwise."""
+    value = raw.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError(f"usage.{key} is not an object: {value!r}")
+    return value
 
 
 _dict_decoder = msgspec.json.Decoder(dict[str, Any])

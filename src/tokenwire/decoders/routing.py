@@ -41,7 +41,7 @@ Shape = Literal[
 
 
 class Route(msgspec.Struct, frozen=True, kw_only=True):
-    """Where a request goes and how its response is read."""
+    """The provider API of a request and how its response is read."""
 
     provider: str
     api: str

@@ -88,7 +88,12 @@ def sum_usage(total: Usage | None, part: Usage) -> Usage:
     summed: dict[str, int | None] = {}
     for name in _COUNT_FIELDS:
         left, right = getattr(total, name), getattr(part, name)
-        summed[name] = left if right is None else right if left is None else left + right
+        if right is None:
+            summed[name] = left
+        elif left is None:
+            summed[name] = right
+        else:
+            summed[name] = left + right
     return Usage(**summed, raw=total.raw)
 
 

@@ -29,7 +29,7 @@ import msgspec
 
 from ...sse import ServerSentEvent
 from ...usage import Usage
-from ..base import Extraction, PayloadError, non_negative
+from ..base import Extraction, PayloadError, non_negative, usage_object
 
 __all__ = ["CohereExtractor", "cohere_usage"]
 
@@ -64,8 +64,8 @@ _V2_DECODED = frozenset({"message-start", "message-end", "error"})
 
 def cohere_usage(raw: dict[str, Any]) -> Usage:
     """Normalize a Cohere `usage` (v2) or `meta` (v1, embed) object into disjoint classes."""
-    tokens = _counts(raw, "tokens")
-    billed = _counts(raw, "billed_units")
+    tokens = usage_object(raw, "tokens")
+    billed = usage_object(raw, "billed_units")
     source = tokens if tokens else billed
     field = "tokens" if tokens else "billed_units"
 
@@ -87,15 +87,6 @@ def cohere_usage(raw: dict[str, Any]) -> Usage:
         output_tokens=non_negative(source.get("output_tokens"), f"{field}.output_tokens"),
         raw=raw,
     )
-
-
-def _counts(raw: dict[str, Any], key: str) -> dict[str, Any]:
-    value = raw.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise PayloadError(f"usage.{key} is not an object: {value!r}")
-    return value
 
 
 def _decode(data: bytes) -> _Payload:

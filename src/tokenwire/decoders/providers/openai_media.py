@@ -29,7 +29,7 @@ import msgspec
 
 from ...sse import ServerSentEvent
 from ...usage import Usage
-from ..base import Extraction, PayloadError, non_negative
+from ..base import Extraction, PayloadError, non_negative, usage_object
 
 __all__ = ["MediaExtractor", "media_usage"]
 
@@ -62,8 +62,10 @@ def media_usage(raw: dict[str, Any]) -> Usage:
         # Billed by audio seconds, not tokens: nothing maps to a token class.
         return Usage(raw=raw)
 
-    input_details = _details(raw, "input_tokens_details") or _details(raw, "input_token_details")
-    output_details = _details(raw, "output_tokens_details")
+    # Transcriptions spell it `input_token_details`, image generation `input_tokens_details`.
+    input_details = usage_object(raw, "input_tokens_details")
+    input_details = input_details or usage_object(raw, "input_token_details")
+    output_details = usage_object(raw, "output_tokens_details")
     total_input = non_negative(raw.get("input_tokens"), "input_tokens")
     cached = non_negative(input_details.get("cached_tokens"), "cached_tokens")
     fresh = total_input
@@ -83,15 +85,6 @@ def media_usage(raw: dict[str, Any]) -> Usage:
         total_tokens=non_negative(raw.get("total_tokens"), "total_tokens"),
         raw=raw,
     )
-
-
-def _details(raw: dict[str, Any], key: str) -> dict[str, Any]:
-    value = raw.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise PayloadError(f"usage.{key} is not an object: {value!r}")
-    return value
 
 
 def _decode(data: bytes) -> _Payload:
