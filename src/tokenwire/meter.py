@@ -176,11 +176,12 @@ class Meter:
     `lago_api_key` turns delivery on; without it records stay in the ledger.
     `lago_url` is the Lago API base (`https://api.getlago.com` by default;
     `/api/v1/events/batch` is appended). Records with no subscription of
-    their own are billed to `default_subscription`, or, without one, kept in
-    the ledger as unattributed and never sent. `price_mode` sends each
-    billable record as token events (`"tokens"`), as one `llm_cost` event
-    priced by `tokenwire.pricing` (`"cost"`; an unpriced record is sent as
-    token events instead), or both.
+    their own are billed to `default_subscription` under the
+    `default_subscription` unattributed policy; otherwise they are kept in the
+    ledger as unattributed and never sent. `price_mode` chooses what a
+    billable record is sent as: token events (`"tokens"`), one `llm_cost`
+    event priced by `tokenwire.pricing` (`"cost"`), or both (`"both"`). In
+    `"cost"` mode an unpriced record is sent as token events instead.
     """
 
     def __init__(

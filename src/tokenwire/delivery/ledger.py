@@ -192,7 +192,7 @@ def _owner_is_dead(owner: str, own_pid: int) -> bool:
 
 
 class Written(NamedTuple):
-    """What one `Ledger.write()` stored."""
+    """Counts of what one `Ledger.write()` stored."""
 
     records: int
     """Records that were new to the ledger."""

@@ -533,9 +533,9 @@ class MeteredClientMixin:
     """The metering part of every metered client class, whatever its family.
 
     A subclass names its client family module (`httpx2` or `httpx`) and whether
-    it is async; `__init__` fills in the SDKs' defaults, builds the client,
-    gives it a keep-alive transport unless the caller passed `transport=`, and
-    wraps every transport the client routes through.
+    it is async. `__init__` fills in the SDKs' defaults and builds the client.
+    Unless the caller passed `transport=`, it gives the client a keep-alive
+    transport. Then it wraps every transport the client routes through.
     """
 
     family: ModuleType
@@ -570,10 +570,10 @@ class MeteredClient(MeteredClientMixin, httpx2.Client):
     """An `httpx2.Client` that meters every LLM response it receives.
 
     Pass it to the SDK: `OpenAI(http_client=tokenwire.MeteredClient())`.
-    Every `httpx2.Client` argument is accepted; `subscription` and
-    `dimensions` set the client-level attribution that an active
-    `tokenwire.attribute()` scope overrides, `meter` replaces the process-wide
-    meter, and `inject_stream_usage` ("auto", True or False) controls whether
+    Every `httpx2.Client` argument is accepted. `subscription` and
+    `dimensions` set the client-level attribution, which an active
+    `tokenwire.attribute()` scope overrides. `meter` replaces the process-wide
+    meter. `inject_stream_usage` ("auto", True or False) controls whether
     OpenAI chat streams are asked for their usage.
     """
 
